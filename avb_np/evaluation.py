@@ -1,0 +1,125 @@
+"""Exact evaluation of a model with a 2-d latent by grid quadrature (AVB-NOTES section 4).
+
+With Dz = 2 the marginal likelihood is a 2-d integral, computed on an n x n grid of cell
+centres over [-lim, lim]^2 by the midpoint rule:
+
+    log p(x) = log sum_cells exp( log p(x|z_c) + log N(z_c; 0, I) + log(cell area) )
+
+which is the ground truth the adversary's estimates are compared against. Everything here
+runs on the host in float64, whatever backend the model was trained on.
+"""
+import math
+
+import numpy as np
+
+from . import losses, models
+from .backend import to_host
+
+
+def host_params(params):
+    """A float64 NumPy copy of a parameter dict."""
+    return {k: to_host(v).astype(np.float64) for k, v in params.items()}
+
+
+def logsumexp(a, axis):
+    """log sum exp(a) along `axis`, shifted by the max so nothing overflows."""
+    m = a.max(axis=axis, keepdims=True)
+    return np.squeeze(m, axis) + np.log(np.exp(a - m).sum(axis=axis))
+
+
+def grid(n=400, lim=6.0):
+    """Cell centres z: (n*n, 2), row-major with z[:, 0] varying slowest; and the cell area."""
+    h = 2 * lim / n
+    c = -lim + h * (np.arange(n) + 0.5)                   # (n,) centres along one axis
+    z = np.stack(np.meshgrid(c, c, indexing="ij"), axis=-1).reshape(-1, 2)
+    return z, h * h
+
+
+def log_joint(nets, params, data, n=400, lim=6.0):
+    """log p(x_k|z_c) + log p(z_c) + log(area) for every data row k and grid cell c: (K, n*n)."""
+    params = host_params(params)
+    z, area = grid(n, lim)
+    logits, _ = models.decode(nets, params, z)           # (G, Dx), one decoder pass for all x
+    log_prior, _ = losses.standard_normal_log_density(z)  # (G,)
+    log_lik = np.stack([losses.bernoulli_log_likelihood(np.broadcast_to(x, logits.shape), logits)[0]
+                        for x in np.asarray(data, dtype=np.float64)])   # (K, G)
+    return log_lik + log_prior + math.log(area)
+
+
+def log_likelihood_per_point(nets, params, data, n=400, lim=6.0):
+    """log p(x_k) for each data row: (K,)."""
+    return logsumexp(log_joint(nets, params, data, n, lim), axis=1)
+
+
+def log_likelihood(nets, params, data, n=400, lim=6.0):
+    """Mean log p(x) over the data set (uniform over its rows); the optimum for the toy is -log 4."""
+    return float(log_likelihood_per_point(nets, params, data, n, lim).mean())
+
+
+def log_posterior(nets, params, data, n=400, lim=6.0):
+    """log P(cell c | x_k), the exact posterior mass of each cell: (K, n, n), indexed [k, i(z0), j(z1)]."""
+    lj = log_joint(nets, params, data, n, lim)
+    return (lj - logsumexp(lj, axis=1)[:, None]).reshape(-1, n, n)
+
+
+def sample_q(run, data, n_samples, rng):
+    """n_samples encoder samples per data row, z: (K, S, Dz), on the host in float64."""
+    params, cfg = host_params(run.params), run.cfg
+    x = np.repeat(np.asarray(data, dtype=np.float64), n_samples, axis=0)     # (K S, Dx)
+    if run.method == "avb":
+        z, _ = models.encode(run.nets, params, x, rng.standard_normal((len(x), cfg.eps_dim)))
+    else:
+        z, *_ = models.encode_gaussian(run.nets, params, x, rng.standard_normal((len(x), cfg.z_dim)))
+    return z.reshape(len(data), n_samples, -1)
+
+
+def posterior_kl(log_post, z, lim=6.0, bins=50):
+    """KL(q(z|x) || p(z|x)) per data row, between the two distributions binned on a coarse grid.
+
+    log_post: (K, n, n) exact cell posteriors, n a multiple of `bins`; z: (K, S, 2) encoder
+    samples. The fine cells are summed into bins x bins blocks; q's bin masses are sample
+    frequencies (samples outside [-lim, lim]^2 are dropped). Binning can only lower a KL, while
+    the plug-in estimate from S samples is biased upwards by about (occupied bins - 1) / (2 S).
+    """
+    K, n, _ = log_post.shape
+    r = n // bins
+    blocks = log_post.reshape(K, bins, r, bins, r).transpose(0, 1, 3, 2, 4).reshape(K, bins, bins, -1)
+    log_p = logsumexp(blocks, axis=3)                      # (K, bins, bins) posterior mass per bin
+    edges = np.linspace(-lim, lim, bins + 1)
+    kls = []
+    for k in range(K):
+        counts, _, _ = np.histogram2d(z[k, :, 0], z[k, :, 1], bins=[edges, edges])
+        q = counts / z.shape[1]
+        m = q > 0
+        kls.append(float(np.sum(q[m] * (np.log(q[m]) - log_p[k][m]))))
+    return np.array(kls)
+
+
+def evaluate(run, data, n_samples=20000, n=400, lim=6.0, seed=1):
+    """The metrics of the demo's table for a trained run, all in nats per data point.
+
+    log_likelihood        exact mean log p(x) (quadrature)
+    reconstruction_error  E_q[-log p(x|z)] (Monte Carlo, n_samples per point)
+    kl                    KL(q(z|x) || p(z)): E_q[T(x, z)] for AVB (the adversary's estimate),
+                          analytic for the VAE
+    elbo                  -(reconstruction_error + kl): an estimate for AVB, exact up to MC for the VAE
+    posterior_kl          KL(q(z|x) || p(z|x)) from binned samples (see posterior_kl)
+    """
+    rng = np.random.default_rng(seed)
+    params, cfg = host_params(run.params), run.cfg
+    data = np.asarray(data, dtype=np.float64)
+    z = sample_q(run, data, n_samples, rng)                               # (K, S, 2)
+    x = np.repeat(data, n_samples, axis=0)                                # (K S, Dx)
+    zf = z.reshape(len(x), -1)
+    logits, _ = models.decode(run.nets, params, zf)
+    rec = -losses.bernoulli_log_likelihood(x, logits)[0].mean()
+    if run.method == "avb":
+        kl = models.adversary(run.nets, params, x, zf, cfg.prior_term)[0].mean()
+    else:
+        _, mu, log_sigma, _ = models.encode_gaussian(run.nets, params, data, np.zeros((len(data), cfg.z_dim)))
+        kl = losses.gaussian_kl(mu, log_sigma)[0].mean()
+    log_post = log_posterior(run.nets, params, data, n, lim)
+    return {"log_likelihood": log_likelihood(run.nets, params, data, n, lim),
+            "elbo": float(-(rec + kl)), "kl": float(kl), "reconstruction_error": float(rec),
+            "posterior_kl": float(posterior_kl(log_post, z, lim).mean()),
+            "seconds": round(run.seconds, 2)}

@@ -1,0 +1,99 @@
+"""The components that `python -m avb_np.gradcheck` and the tests check, with their tolerances.
+
+Each case is a scalar loss of named float64 arrays. A layer is checked through the projection
+L = sum(out * G) with a fixed random G, whose gradient with respect to `out` is G, so
+backward(G) must equal dL/d(input) and dL/d(every parameter).
+"""
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from . import layers, losses
+
+TOL_SMOOTH = 1e-7  # smooth functions: observed errors are ~1e-10, so 1e-7 leaves a wide margin
+
+
+@dataclass
+class Case:
+    component: str
+    loss_fn: Callable     # params -> (loss, grads)
+    params: dict          # name -> float64 array, inputs included
+    tol: float
+
+
+def projected(forward, backward, names, G):
+    """Loss L = sum(forward(*params) * G) for a layer whose backward returns grads in `names` order."""
+    def loss_fn(params):
+        out, cache = forward(*(params[n] for n in names))
+        grads = backward(G, cache)
+        grads = grads if isinstance(grads, tuple) else (grads,)
+        return float(np.sum(out * G)), dict(zip(names, grads))
+    return loss_fn
+
+
+def moderate(rng, shape, lo=0.1, hi=2.5):
+    """Random signs times U(lo, hi).
+
+    |x| >= lo keeps a finite difference from straddling a kink at 0 (ReLU); |x| <= hi keeps
+    derivatives such as tanh'(x) = 1 - tanh(x)^2 from being so small that the difference's
+    rounding noise (~1e-16 |L| / h) is large relative to them.
+    """
+    return rng.choice([-1.0, 1.0], size=shape) * rng.uniform(lo, hi, size=shape)
+
+
+def layer_cases(rng, N=4, D=5, H=3):
+    cases = []
+    W, b = rng.standard_normal((D, H)), rng.standard_normal(H)
+    cases.append(Case("affine", projected(layers.affine_forward, layers.affine_backward,
+                                          ["x", "W", "b"], moderate(rng, (N, H))),
+                      {"x": rng.standard_normal((N, D)), "W": W, "b": b}, TOL_SMOOTH))
+    for act, (fwd, bwd) in layers.ACTIVATIONS.items():
+        # Inputs avoid 0, where ReLU and leaky ReLU have their kink.
+        x = moderate(rng, (N, D))
+        cases.append(Case(act, projected(fwd, bwd, ["x"], moderate(rng, (N, D))),
+                          {"x": x}, TOL_SMOOTH))
+    for act in ("relu", "elu"):
+        # W1's pre-activations stay away from 0 with these inputs (checked in the tests).
+        p = {"h": rng.standard_normal((N, H)), "W1": rng.standard_normal((H, H)),
+             "b1": rng.standard_normal(H), "W2": rng.standard_normal((H, H)),
+             "b2": rng.standard_normal(H)}
+        fwd = lambda h, W1, b1, W2, b2, act=act: layers.residual_forward(h, W1, b1, W2, b2, act)
+        cases.append(Case(f"residual ({act})",
+                          projected(fwd, layers.residual_backward, list(p), moderate(rng, (N, H))),
+                          p, TOL_SMOOTH))
+    return cases
+
+
+def loss_cases(rng, N=4, D=5):
+    x = (rng.random((N, D)) < 0.5).astype(np.float64)
+    w = moderate(rng, N)  # per-example weights make the check see every row separately
+
+    def bernoulli(p):
+        logp, dlogits = losses.bernoulli_log_likelihood(x, p["logits"])
+        return float(w @ logp), {"logits": w[:, None] * dlogits}
+
+    def adversary(p):
+        loss, dT_q, dT_p = losses.adversary_loss(p["T_q"], p["T_p"])
+        return loss, {"T_q": dT_q, "T_p": dT_p}
+
+    def kl(p):
+        kl, dmu, dlog_sigma = losses.gaussian_kl(p["mu"], p["log_sigma"])
+        return float(w @ kl), {"mu": w[:, None] * dmu, "log_sigma": w[:, None] * dlog_sigma}
+
+    def normal(p):
+        logp, dz = losses.standard_normal_log_density(p["z"])
+        return float(w @ logp), {"z": w[:, None] * dz}
+
+    return [
+        Case("bernoulli_log_likelihood", bernoulli, {"logits": moderate(rng, (N, D))}, TOL_SMOOTH),
+        Case("adversary_loss", adversary, {"T_q": moderate(rng, N), "T_p": moderate(rng, N)}, TOL_SMOOTH),
+        Case("gaussian_kl", kl, {"mu": moderate(rng, (N, 2)),
+                                 "log_sigma": moderate(rng, (N, 2), 0.2, 1.0)}, TOL_SMOOTH),
+        Case("standard_normal_log_density", normal, {"z": moderate(rng, (N, 2))}, TOL_SMOOTH),
+    ]
+
+
+def cases(rng):
+    """Every case, in the order the table prints them."""
+    return layer_cases(rng) + loss_cases(rng)

@@ -1,0 +1,155 @@
+"""Layers as forward/backward pairs, written once for NumPy and CuPy.
+
+Each `*_forward` returns `(out, cache)`; the matching `*_backward(dout, cache)` returns the
+gradient for the input first, then one per parameter. `dout` is the gradient of some scalar
+loss with respect to `out` and has its shape. Shapes: N is the batch size, D the input width,
+H the output width.
+"""
+from .backend import array_module
+
+
+# ----------------------------------------------------------------------------- initialiser
+
+def init_affine(rng, n_in, n_out, xp, dtype, gain=1.0):
+    """W ~ N(0, gain^2 / n_in) of shape (n_in, n_out), b = 0 of shape (n_out,).
+
+    gain=1 keeps the output variance of a layer equal to its input variance (LeCun-normal),
+    gain=sqrt(2) is He-normal for ReLU-like activations, a small gain (e.g. 0.1) starts an
+    output layer near zero and gain=0 gives the zero-initialised last layer of a residual block.
+    The draw happens on the host from the NumPy generator `rng`, so NumPy and CuPy runs with
+    the same seed start from the same weights.
+    """
+    W = rng.standard_normal((n_in, n_out)) * (gain / n_in ** 0.5)
+    return xp.asarray(W, dtype=dtype), xp.zeros(n_out, dtype=dtype)
+
+
+# ----------------------------------------------------------------------------- affine
+
+def affine_forward(x, W, b):
+    """out = x W + b.   x: (N, D), W: (D, H), b: (H,) -> out: (N, H)."""
+    out = x @ W + b                  # (N, H)
+    return out, (x, W)
+
+
+def affine_backward(dout, cache):
+    """dout: (N, H) -> dx: (N, D), dW: (D, H), db: (H,)."""
+    x, W = cache
+    dx = dout @ W.T                  # (N, D)
+    dW = x.T @ dout                  # (D, H)
+    db = dout.sum(axis=0)            # (H,)
+    return dx, dW, db
+
+
+# ----------------------------------------------------------------------------- activations
+# Elementwise: out has the shape of x, and dx = dout * f'(x).
+
+def elu_forward(x):
+    """ELU: x for x > 0, e^x - 1 otherwise."""
+    xp = array_module(x)
+    neg = xp.expm1(xp.minimum(x, 0))               # e^x - 1 for x <= 0, and 0 for x > 0
+    return xp.maximum(x, 0) + neg, neg             # (max + min is cheaper than xp.where)
+
+
+def elu_backward(dout, neg):
+    return dout * (neg + 1)                        # f'(x) = 1 for x > 0, e^x = neg + 1 otherwise
+
+
+def relu_forward(x):
+    """ReLU: max(x, 0). The derivative at the kink x = 0 is taken to be 0."""
+    return array_module(x).maximum(x, 0), x
+
+
+def relu_backward(dout, x):
+    return dout * (x > 0)
+
+
+def leaky_relu_forward(x, slope=0.2):
+    """Leaky ReLU: x for x > 0, slope * x otherwise (0 <= slope <= 1)."""
+    return array_module(x).maximum(x, slope * x), (x, slope)
+
+
+def leaky_relu_backward(dout, cache):
+    x, slope = cache                               # f'(x) = 1 for x > 0, slope otherwise
+    return dout * (slope + (1 - slope) * (x > 0).astype(x.dtype))
+
+
+def tanh_forward(x):
+    out = array_module(x).tanh(x)
+    return out, out
+
+
+def tanh_backward(dout, out):
+    return dout * (1 - out * out)                  # tanh' = 1 - tanh^2
+
+
+def softplus(x):
+    """log(1 + e^x), stably: max(x, 0) + log1p(e^-|x|). Exact to rounding for any finite x."""
+    xp = array_module(x)
+    return xp.maximum(x, 0) + xp.log1p(xp.exp(-xp.abs(x)))
+
+
+def sigmoid(x):
+    """1 / (1 + e^-x), stably: e^-|x| only ever underflows, it never overflows."""
+    xp = array_module(x)
+    e = xp.exp(-xp.abs(x))                         # in (0, 1]
+    return xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def softplus_forward(x):
+    return softplus(x), x
+
+
+def softplus_backward(dout, x):
+    return dout * sigmoid(x)                       # softplus' = sigmoid
+
+
+def sigmoid_forward(x):
+    out = sigmoid(x)
+    return out, out
+
+
+def sigmoid_backward(dout, out):
+    return dout * out * (1 - out)                  # sigmoid' = sigmoid (1 - sigmoid)
+
+
+def identity_forward(x):
+    return x, None
+
+
+def identity_backward(dout, cache):
+    return dout
+
+
+ACTIVATIONS = {  # name -> (forward, backward), for configs that name an activation
+    "elu": (elu_forward, elu_backward),
+    "relu": (relu_forward, relu_backward),
+    "leaky_relu": (leaky_relu_forward, leaky_relu_backward),
+    "tanh": (tanh_forward, tanh_backward),
+    "softplus": (softplus_forward, softplus_backward),
+    "sigmoid": (sigmoid_forward, sigmoid_backward),
+    "identity": (identity_forward, identity_backward),
+}
+
+
+# ----------------------------------------------------------------------------- residual block
+
+def residual_forward(h, W1, b1, W2, b2, act="relu"):
+    """out = h + W2 act(W1 h + b1) + b2 (row-vector form: h W1, r W2).
+
+    h: (N, H), W1: (H, H), b1: (H,), W2: (H, H), b2: (H,) -> out: (N, H).
+    """
+    act_forward, _ = ACTIVATIONS[act]
+    a, cache1 = affine_forward(h, W1, b1)          # (N, H) pre-activation
+    r, cache_act = act_forward(a)                  # (N, H)
+    f, cache2 = affine_forward(r, W2, b2)          # (N, H) residual branch
+    return h + f, (cache1, cache_act, cache2, act)
+
+
+def residual_backward(dout, cache):
+    """dout: (N, H) -> dh, dW1, db1, dW2, db2. The skip path passes dout straight to h."""
+    cache1, cache_act, cache2, act = cache
+    _, act_backward = ACTIVATIONS[act]
+    dr, dW2, db2 = affine_backward(dout, cache2)
+    da = act_backward(dr, cache_act)
+    dh_branch, dW1, db1 = affine_backward(da, cache1)
+    return dout + dh_branch, dW1, db1, dW2, db2

@@ -1,0 +1,67 @@
+"""Optimisers that update named parameter arrays in place, one instance per player.
+
+`step(params, grads)` takes two dictionaries with the same keys. The state (Adam's moments)
+is kept per parameter name in plain dictionaries, so it can be saved and restored, and the
+primal player (encoder + decoder) and the dual player (adversary) each own an optimiser.
+"""
+from .backend import array_module
+
+
+class SGD:
+    """theta <- theta - lr * g."""
+
+    def __init__(self, lr):
+        self.lr = lr
+
+    def step(self, params, grads):
+        for name, g in grads.items():
+            params[name] -= self.lr * g
+
+    def state(self):
+        return {}
+
+    def load_state(self, state):
+        pass
+
+
+class Adam:
+    """Adam (Kingma & Ba, 2015, Algorithm 1), with bias correction.
+
+        t <- t + 1
+        m <- beta1 m + (1 - beta1) g                 first moment
+        v <- beta2 v + (1 - beta2) g^2               second moment
+        m_hat = m / (1 - beta1^t),  v_hat = v / (1 - beta2^t)
+        theta <- theta - lr m_hat / (sqrt(v_hat) + eps)
+    """
+
+    def __init__(self, lr, beta1=0.9, beta2=0.999, eps=1e-8):
+        self.lr, self.beta1, self.beta2, self.eps = lr, beta1, beta2, eps
+        self.t = 0
+        self.m, self.v = {}, {}  # per parameter name, created at the first step
+
+    def step(self, params, grads):
+        self.t += 1
+        c1 = 1 - self.beta1 ** self.t                      # bias corrections
+        c2 = 1 - self.beta2 ** self.t
+        for name, g in grads.items():
+            if name not in self.m:
+                xp = array_module(g)
+                self.m[name], self.v[name] = xp.zeros_like(g), xp.zeros_like(g)
+            m, v = self.m[name], self.v[name]
+            m *= self.beta1
+            m += (1 - self.beta1) * g
+            v *= self.beta2
+            v += (1 - self.beta2) * (g * g)
+            params[name] -= self.lr * (m / c1) / ((v / c2) ** 0.5 + self.eps)
+
+    def state(self):
+        """A snapshot of everything `load_state` needs: the step count and both moments per name."""
+        return {"t": self.t, "m": _copy(self.m), "v": _copy(self.v)}
+
+    def load_state(self, state):
+        self.t, self.m, self.v = state["t"], _copy(state["m"]), _copy(state["v"])
+
+
+def _copy(arrays):
+    """Copies, since `step` updates the moment arrays in place."""
+    return {name: a.copy() for name, a in arrays.items()}
