@@ -82,10 +82,10 @@ def check_directional(loss_fn, params, rng, h=1e-5):
 
 def format_table(rows):
     """rows: (component, parameter, relative error, tolerance) -> the printed table."""
-    lines = [f"{'component':<28} {'parameter':<16} {'rel. error':>10} {'tolerance':>10}  result",
-             "-" * 76]
+    lines = [f"{'component':<34} {'parameter':<16} {'rel. error':>10} {'tolerance':>10}  result",
+             "-" * 82]
     for comp, name, err, tol in rows:
-        lines.append(f"{comp:<28} {name:<16} {err:>10.2e} {tol:>10.0e}  "
+        lines.append(f"{comp:<34} {name:<16} {err:>10.2e} {tol:>10.0e}  "
                      f"{'pass' if err <= tol else 'FAIL'}")
     return "\n".join(lines)
 
@@ -101,9 +101,13 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0, help="seed for the random inputs (default 0)")
     args = parser.parse_args(argv)
     rows = []
-    for case in cases(np.random.default_rng(args.seed)):
-        for name, err in check(case.loss_fn, case.params).items():
-            rows.append((case.component, name, err, case.tol))
+    rng = np.random.default_rng(args.seed)
+    for case in cases(rng):
+        if case.directional:
+            errors, label = check_directional(case.loss_fn, case.params, rng), " (directional)"
+        else:
+            errors, label = check(case.loss_fn, case.params), ""
+        rows.extend((case.component + label, name, err, case.tol) for name, err in errors.items())
     print(format_table(rows))
     failed = sum(err > tol for _, _, err, tol in rows)
     print(f"\n{len(rows) - failed} passed, {failed} failed")

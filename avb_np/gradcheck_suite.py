@@ -9,9 +9,11 @@ from typing import Callable
 
 import numpy as np
 
-from . import layers, losses
+from . import layers, losses, models, objectives
+from .config import Config
 
-TOL_SMOOTH = 1e-7  # smooth functions: observed errors are ~1e-10, so 1e-7 leaves a wide margin
+TOL_SMOOTH = 1e-7     # smooth functions: typical errors are 1e-11 to 1e-8
+TOL_OBJECTIVE = 1e-6  # whole objectives, along random directions: typical errors 1e-11 to 1e-8
 
 
 @dataclass
@@ -20,6 +22,7 @@ class Case:
     loss_fn: Callable     # params -> (loss, grads)
     params: dict          # name -> float64 array, inputs included
     tol: float
+    directional: bool = False  # check along one random direction per parameter (large models)
 
 
 def projected(forward, backward, names, G):
@@ -94,6 +97,42 @@ def loss_cases(rng, N=4, D=5):
     ]
 
 
+def objective_cases(rng, N=6):
+    """The three training objectives of small networks, for every parameter of the player that
+    minimises them (the noise eps and the prior samples z_p held fixed).
+
+    Checked along a random direction per parameter: among a few hundred entries some are near
+    0 by chance (|a| ~ 1e-7), where the entrywise error is dominated by the finite difference's
+    own rounding (~1e-11 absolute); a directional derivative has the size of the whole gradient.
+    """
+    cfg = Config(eps_dim=3, enc_hidden=(5, 5), dec_hidden=(5,), adv_width=6, adv_blocks=1, out_gain=1.0)
+    x = np.eye(4)[rng.integers(0, 4, N)]
+    eps, z_p = rng.standard_normal((N, cfg.eps_dim)), rng.standard_normal((N, cfg.z_dim))
+    avb = models.build_nets(cfg, "avb")
+    params = models.init_params(avb, rng, np, np.float64)
+    for p in params.values():  # move off the initial values (zero biases, zero W2) to test everything
+        p += 0.3 * rng.standard_normal(p.shape)
+    adv = {k: v for k, v in params.items() if k.startswith("adv.")}
+    primal = {k: v for k, v in params.items() if not k.startswith("adv.")}
+
+    def primal_fn(p):
+        return objectives.primal_loss(avb, {**adv, **p}, x, eps, cfg.prior_term)
+
+    def dual_fn(p):
+        return objectives.dual_loss(avb, {**primal, **p}, x, eps, z_p, cfg.prior_term)
+
+    vae = models.build_nets(cfg, "vae")
+    vae_params = models.init_params(vae, rng, np, np.float64)
+    for p in vae_params.values():
+        p += 0.3 * rng.standard_normal(p.shape)
+    eps_vae = rng.standard_normal((N, cfg.z_dim))
+    return [
+        Case("AVB primal loss", primal_fn, primal, TOL_OBJECTIVE, directional=True),
+        Case("AVB adversary loss", dual_fn, adv, TOL_OBJECTIVE, directional=True),
+        Case("VAE loss", lambda p: objectives.vae_loss(vae, p, x, eps_vae), vae_params, TOL_OBJECTIVE, directional=True),
+    ]
+
+
 def cases(rng):
     """Every case, in the order the table prints them."""
-    return layer_cases(rng) + loss_cases(rng)
+    return layer_cases(rng) + loss_cases(rng) + objective_cases(rng)
