@@ -73,22 +73,23 @@ def array_module(*arrays):
     Raises TypeError when arrays from both backends are mixed, which otherwise fails deep
     inside CuPy with an unhelpful message.
     """
-    found = set()
-    for a in arrays:
+    found = {}                                   # backend name -> position of its first array
+    for i, a in enumerate(arrays):
         if a is None or isinstance(a, (int, float)):
             continue
         if isinstance(a, (np.ndarray, np.generic)):
-            found.add("numpy")
+            found.setdefault("numpy", i)
             continue
         cupy = sys.modules.get("cupy")
         if cupy is not None and isinstance(a, cupy.ndarray):
-            found.add("cupy")
+            found.setdefault("cupy", i)
             continue
-        raise TypeError(f"expected a numpy or cupy array, got {type(a).__name__}")
+        raise TypeError(f"expected a numpy or cupy array, got {type(a).__name__} (argument {i})")
     if len(found) > 1:
-        raise TypeError("numpy and cupy arrays were mixed in one call; move them to one backend "
-                        "first with avb_np.backend.to_device(array, xp) or to_host(array)")
-    return sys.modules["cupy"] if found == {"cupy"} else np
+        raise TypeError(f"numpy and cupy arrays were mixed in one call (argument {found['numpy']} is "
+                        f"numpy, argument {found['cupy']} is cupy); move them to one backend first "
+                        "with avb_np.backend.to_device(array, xp) or to_host(array)")
+    return sys.modules["cupy"] if "cupy" in found else np
 
 
 def to_host(a):

@@ -19,10 +19,10 @@ class Config:
     prior_term: float = 0.5        # coefficient c of c ||z||^2 in T (-log p(z) up to a constant when 0.5)
     # --- optimisation (Algorithm 1): Adam for each player
     batch_size: int = 512          # minibatch size; every step draws a fresh minibatch
-    lr_primal: float = 5e-4        # Adam learning rate of encoder + decoder (official toy: 2e-5)
-    lr_dual: float = 2e-3          # Adam learning rate of the adversary (official toy: 1e-4)
+    lr_primal: float = 2e-3        # Adam learning rate of encoder + decoder (official toy: 2e-5)
+    lr_dual: float = 8e-3          # Adam learning rate of the adversary (official toy: 1e-4)
     dual_steps: int = 2            # adversary steps per primal step (official: 2)
-    steps: int = 2000              # iterations (one primal step + dual_steps adversary steps each)
+    steps: int = 1500              # iterations (one primal step + dual_steps adversary steps each)
     # --- numerics and bookkeeping
     dtype: str = "float32"         # "float32" (default) or "float64"
     seed: int = 0                  # seeds the generator for weights, minibatches and noise

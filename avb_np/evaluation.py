@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from . import losses, models
+from . import losses, models, validate
 from .backend import to_host
 
 
@@ -37,6 +37,11 @@ def grid(n=400, lim=6.0):
 
 def log_joint(nets, params, data, n=400, lim=6.0):
     """log p(x_k|z_c) + log p(z_c) + log(area) for every data row k and grid cell c: (K, n*n)."""
+    n, lim = validate.positive_int("n", n), validate.positive_float("lim", lim)
+    if nets["dec"][0].n_in != 2:                          # the grid covers a 2-d latent plane only
+        raise ValueError(f"exact evaluation by quadrature needs z_dim=2, this decoder takes "
+                         f"z_dim={nets['dec'][0].n_in}")
+    data = validate.binary_data("data", data, nets["dec"][-1].n_out)
     params = host_params(params)
     z, area = grid(n, lim)
     logits, _ = models.decode(nets, params, z)           # (G, Dx), one decoder pass for all x
@@ -64,6 +69,8 @@ def log_posterior(nets, params, data, n=400, lim=6.0):
 
 def sample_q(run, data, n_samples, rng):
     """n_samples encoder samples per data row, z: (K, S, Dz), on the host in float64."""
+    n_samples = validate.positive_int("n_samples", n_samples)
+    data = validate.binary_data("data", data, run.cfg.x_dim)
     params, cfg = host_params(run.params), run.cfg
     x = np.repeat(np.asarray(data, dtype=np.float64), n_samples, axis=0)     # (K S, Dx)
     if run.method == "avb":
@@ -105,9 +112,9 @@ def evaluate(run, data, n_samples=20000, n=400, lim=6.0, seed=1):
     elbo                  -(reconstruction_error + kl): an estimate for AVB, exact up to MC for the VAE
     posterior_kl          KL(q(z|x) || p(z|x)) from binned samples (see posterior_kl)
     """
+    data = validate.binary_data("data", data, run.cfg.x_dim).astype(np.float64)
     rng = np.random.default_rng(seed)
     params, cfg = host_params(run.params), run.cfg
-    data = np.asarray(data, dtype=np.float64)
     z = sample_q(run, data, n_samples, rng)                               # (K, S, 2)
     x = np.repeat(data, n_samples, axis=0)                                # (K S, Dx)
     zf = z.reshape(len(x), -1)

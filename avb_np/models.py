@@ -5,13 +5,14 @@ the prefixes "enc.", "dec." and "adv.". Every function here is deterministic giv
 the noise eps is an argument, never drawn inside. Shapes: N batch, Dx pixels, Dz latent,
 De noise.
 """
-from . import network
+from . import network, validate
 from .backend import array_module
 from .network import Act, Affine, Residual
 
 
 def build_nets(cfg, method="avb"):
-    """The layer lists {"enc", "dec"[, "adv"]} for method "avb" or "vae"."""
+    """The layer lists {"enc", "dec"[, "adv"]} for method "avb" or "vae" (cfg is validated first)."""
+    validate.config(cfg, method)
     if method == "avb":   # neural sampler: concat(x, eps) -> z
         enc = network.mlp("enc", [cfg.x_dim + cfg.eps_dim, *cfg.enc_hidden, cfg.z_dim],
                           cfg.act, cfg.out_gain)

@@ -60,6 +60,19 @@ def init_params(net, rng, xp, dtype):
     return params
 
 
+def param_shapes(net):
+    """{name: shape} of every parameter `init_params` creates for `net` (to check a loaded file)."""
+    shapes = {}
+    for layer in net:
+        if isinstance(layer, Affine):
+            shapes[layer.name + ".W"], shapes[layer.name + ".b"] = (layer.n_in, layer.n_out), (layer.n_out,)
+        elif isinstance(layer, Residual):
+            H = layer.width
+            shapes.update({f"{layer.name}.{k}": s for k, s in
+                           (("W1", (H, H)), ("b1", (H,)), ("W2", (H, H)), ("b2", (H,)))})
+    return shapes
+
+
 def forward(net, params, x):
     """Run `net` on x: (N, n_in). Returns (out, caches); caches feed `backward`."""
     caches = []

@@ -1,10 +1,17 @@
 """`python demo.py` end to end, for a few iterations (the full run is timed in the README)."""
 import json
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
+
+from avb_np import checkpoint, objectives, training
+from avb_np.config import Config
+from avb_np.data import toy_data
+from helpers import assert_same_state
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -15,8 +22,12 @@ KEYS = {"log_likelihood", "elbo", "kl", "reconstruction_error", "seconds"}
 
 def test_demo_writes_results_and_figures(tmp_path, capsys):
     """A 30-iteration run prints the table and writes results.json (the documented keys, finite
-    numbers, the optimum -log 4) and the three figures."""
-    demo.main(["--steps", "30", "--out", str(tmp_path)])
+    numbers, the optimum -log 4), the three figures and the checkpoint. It runs with NumPy set to
+    raise on overflow, division by zero and invalid values (NaN): training, evaluation and
+    figures trigger none of them. Underflow to 0 (e.g. exp of a very negative log-density) is
+    the correct result and stays ignored, as by default."""
+    with np.errstate(over="raise", divide="raise", invalid="raise"):
+        demo.main(["--steps", "30", "--save-every", "20", "--out", str(tmp_path)])
     out = capsys.readouterr().out
     assert "AVB" in out and "VAE" in out and "OPTIMUM" in out
     results = json.loads((tmp_path / "results.json").read_text())
@@ -27,6 +38,7 @@ def test_demo_writes_results_and_figures(tmp_path, capsys):
     np.testing.assert_allclose(results["optimum"]["log_likelihood"], -np.log(4))
     for name in ("samples.png", "posterior.png", "curves.png"):
         assert (tmp_path / name).stat().st_size > 10_000, name
+    assert {m: r.step for m, r in checkpoint.load(tmp_path / "checkpoint.npz").items()} == {"avb": 30, "vae": 30}
 
 
 def test_demo_help():
@@ -34,5 +46,68 @@ def test_demo_help():
     res = subprocess.run([sys.executable, "demo.py", "--help"], cwd=REPO, capture_output=True,
                          text=True, timeout=60)
     assert res.returncode == 0, res.stderr
-    for flag in ("--steps", "--seed", "--backend", "--out", "--full"):
+    for flag in ("--steps", "--seed", "--backend", "--out", "--full", "--lr-primal", "--lr-dual",
+                 "--save-every", "--resume"):
         assert flag in res.stdout
+
+
+BAD_FLAGS = [["--steps", "0"], ["--steps", "abc"], ["--steps", "1.5"], ["--seed", "-1"],
+             ["--save-every", "-2"], ["--lr-dual", "0"], ["--lr-primal", "nan"], ["--lr-primal", "-0.001"],
+             ["--backend", "torch"]]
+
+
+@pytest.mark.parametrize("flags", BAD_FLAGS, ids=[" ".join(f) for f in BAD_FLAGS])
+def test_bad_flags_are_usage_errors(flags, capsys):
+    """A bad value prints the usage and a message naming the flag, and exits with code 2."""
+    with pytest.raises(SystemExit) as info:
+        demo.parse_args(flags)
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and err.startswith("usage:") and f"argument {flags[0]}:" in err
+    assert repr(flags[1]) in err or flags[1] in err
+
+
+def test_ctrl_c_saves_a_checkpoint_that_resumes_exactly(tmp_path, monkeypatch, capsys):
+    """Ctrl-C in AVB's 4th iteration (7th adversary step) saves OUT/checkpoint.npz, prints the
+    resume command and exits with 130. Running the printed command gives, bit for bit, the runs
+    of an uninterrupted demo (saving every 2 iterations, i.e. training in chunks). The table and
+    figures are skipped (report is replaced) to keep this test fast."""
+    reports = []
+    monkeypatch.setattr(demo, "report", lambda runs, data, cfg, out: reports.append(runs))
+    calls = []
+
+    def interrupted_dual_loss(*args):
+        calls.append(1)
+        if len(calls) == 7:
+            raise KeyboardInterrupt
+        return objectives.dual_loss(*args)
+    monkeypatch.setattr(training, "dual_loss", interrupted_dual_loss)
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as info:
+        demo.main(["--steps", "6", "--out", str(out)])
+    assert info.value.code == 130
+    command = capsys.readouterr().out.strip().splitlines()[-1].strip()
+    saved = out / "checkpoint.npz"
+    assert command == f"python demo.py --steps 6 --seed 0 --out {out} --resume {saved}"
+    assert {m: r.step for m, r in checkpoint.load(saved).items()} == {"avb": 3}
+    monkeypatch.setattr(training, "dual_loss", objectives.dual_loss)
+
+    with pytest.raises(SystemExit) as info:               # other flags than the saved run's
+        demo.main(["--steps", "6", "--full", "--out", str(out), "--resume", str(saved)])
+    assert "adv_width: checkpoint 128 vs expected 256" in str(info.value.code)
+    demo.main(shlex.split(command)[2:])                   # the printed command
+    demo.main(["--steps", "6", "--save-every", "2", "--out", str(tmp_path / "reference")])
+    resumed, reference = reports
+    for method in ("avb", "vae"):
+        assert_same_state(resumed[method], reference[method])
+
+
+def test_resume_errors_name_the_problem(tmp_path):
+    """A missing checkpoint, or one past --steps, ends with a message, not a traceback."""
+    with pytest.raises(SystemExit) as info:
+        demo.main(["--out", str(tmp_path), "--resume", str(tmp_path / "none.npz")])
+    assert "no checkpoint at" in str(info.value.code)
+    path = tmp_path / "three.npz"
+    checkpoint.save(path, {"vae": training.train(training.new_run(Config(), "vae", np), toy_data(), 3)})
+    with pytest.raises(SystemExit) as info:
+        demo.main(["--steps", "2", "--out", str(tmp_path), "--resume", str(path)])
+    assert "vae run is at iteration 3, beyond --steps 2" in str(info.value.code)

@@ -1,0 +1,37 @@
+"""Small runs and an exact comparison of run states, shared by the robustness tests."""
+import numpy as np
+
+from avb_np import training
+from avb_np.config import Config
+from avb_np.data import toy_data
+
+
+def tiny(**changes):
+    """A small configuration (16-wide networks, batch 32), so a run builds and steps in milliseconds."""
+    sizes = dict(eps_dim=4, enc_hidden=(16, 16), dec_hidden=(16,), adv_width=16, adv_blocks=1,
+                 batch_size=32, log_every=0, eval_every=2)
+    return Config(**{**sizes, **changes})
+
+
+def trained(cfg, method, steps):
+    """A new run of `method` trained `steps` iterations on the toy data (0: just built)."""
+    run = training.new_run(cfg, method, np)
+    return training.train(run, toy_data(), steps) if steps else run
+
+
+def assert_same_state(a, b):
+    """Parameters, both optimisers, generator, step and history identical, bit for bit."""
+    assert a.step == b.step
+    assert a.params.keys() == b.params.keys()
+    for k in a.params:
+        assert np.array_equal(a.params[k], b.params[k]), k
+    for opt_a, opt_b in ((a.opt_primal, b.opt_primal), (a.opt_dual, b.opt_dual)):
+        if opt_a is None:
+            assert opt_b is None
+            continue
+        assert opt_a.t == opt_b.t and opt_a.m.keys() == opt_b.m.keys()
+        for k in opt_a.m:
+            assert np.array_equal(opt_a.m[k], opt_b.m[k]) and np.array_equal(opt_a.v[k], opt_b.v[k]), k
+    assert a.rng.bit_generator.state == b.rng.bit_generator.state
+    for k in a.history:                                        # NaN == NaN here (VAE dual column)
+        np.testing.assert_array_equal(a.history[k], b.history[k], err_msg=k)
