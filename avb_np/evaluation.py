@@ -16,6 +16,9 @@ from . import losses, models, validate
 from .backend import to_host
 
 
+CHUNK = 65536  # rows per network pass in evaluation, to bound memory (~100 MB per pass)
+
+
 def host_params(params):
     """A float64 NumPy copy of a parameter dict."""
     return {k: to_host(v).astype(np.float64) for k, v in params.items()}
@@ -44,7 +47,8 @@ def log_joint(nets, params, data, n=400, lim=6.0):
     data = validate.binary_data("data", data, nets["dec"][-1].n_out)
     params = host_params(params)
     z, area = grid(n, lim)
-    logits, _ = models.decode(nets, params, z)           # (G, Dx), one decoder pass for all x
+    logits = np.concatenate([models.decode(nets, params, z[i:i + CHUNK])[0]   # (G, Dx), one decoder
+                             for i in range(0, len(z), CHUNK)])                 # pass serves all x
     log_prior, _ = losses.standard_normal_log_density(z)  # (G,)
     log_lik = np.stack([losses.bernoulli_log_likelihood(np.broadcast_to(x, logits.shape), logits)[0]
                         for x in np.asarray(data, dtype=np.float64)])   # (K, G)
@@ -72,12 +76,14 @@ def sample_q(run, data, n_samples, rng):
     n_samples = validate.positive_int("n_samples", n_samples)
     data = validate.binary_data("data", data, run.cfg.x_dim)
     params, cfg = host_params(run.params), run.cfg
-    x = np.repeat(np.asarray(data, dtype=np.float64), n_samples, axis=0)     # (K S, Dx)
-    if run.method == "avb":
-        z, _ = models.encode(run.nets, params, x, rng.standard_normal((len(x), cfg.eps_dim)))
-    else:
-        z, *_ = models.encode_gaussian(run.nets, params, x, rng.standard_normal((len(x), cfg.z_dim)))
-    return z.reshape(len(data), n_samples, -1)
+    z = []
+    for x in np.asarray(data, dtype=np.float64):                           # one data row at a time
+        x = np.broadcast_to(x, (n_samples, len(x)))                        # (S, Dx)
+        if run.method == "avb":
+            z.append(models.encode(run.nets, params, x, rng.standard_normal((n_samples, cfg.eps_dim)))[0])
+        else:
+            z.append(models.encode_gaussian(run.nets, params, x, rng.standard_normal((n_samples, cfg.z_dim)))[0])
+    return np.stack(z)
 
 
 def posterior_kl(log_post, z, lim=6.0, bins=50):
@@ -116,15 +122,17 @@ def evaluate(run, data, n_samples=20000, n=400, lim=6.0, seed=1):
     rng = np.random.default_rng(seed)
     params, cfg = host_params(run.params), run.cfg
     z = sample_q(run, data, n_samples, rng)                               # (K, S, 2)
-    x = np.repeat(data, n_samples, axis=0)                                # (K S, Dx)
-    zf = z.reshape(len(x), -1)
-    logits, _ = models.decode(run.nets, params, zf)
-    rec = -losses.bernoulli_log_likelihood(x, logits)[0].mean()
-    if run.method == "avb":
-        kl = models.adversary(run.nets, params, x, zf, cfg.prior_term)[0].mean()
-    else:
+    rec, kl = [], []
+    for x, zk in zip(data, z):                                            # one data row at a time
+        x = np.broadcast_to(x, (n_samples, len(x)))                       # (S, Dx)
+        logits, _ = models.decode(run.nets, params, zk)
+        rec.append(-losses.bernoulli_log_likelihood(x, logits)[0].mean())    # E_q[-log p(x|z)]
+        if run.method == "avb":                                           # E_q[T(x, z)]
+            kl.append(models.adversary(run.nets, params, x, zk, cfg.prior_term)[0].mean())
+    if run.method == "vae":                                               # analytic KL
         _, mu, log_sigma, _ = models.encode_gaussian(run.nets, params, data, np.zeros((len(data), cfg.z_dim)))
-        kl = losses.gaussian_kl(mu, log_sigma)[0].mean()
+        kl = losses.gaussian_kl(mu, log_sigma)[0]
+    rec, kl = np.mean(rec), np.mean(kl)
     log_post = log_posterior(run.nets, params, data, n, lim)
     return {"log_likelihood": log_likelihood(run.nets, params, data, n, lim),
             "elbo": float(-(rec + kl)), "kl": float(kl), "reconstruction_error": float(rec),

@@ -3,7 +3,7 @@ import math
 
 import numpy as np
 
-from avb_np import evaluation, models
+from avb_np import evaluation, models, training
 from avb_np.config import Config
 from avb_np.data import toy_data
 from avb_np.losses import bernoulli_log_likelihood
@@ -77,3 +77,15 @@ def test_posterior_kl_of_exact_samples_is_small_and_of_wrong_samples_large():
     z = np.abs(np.random.default_rng(0).standard_normal((1, 50_000, 2)))   # prior on quadrant 1
     assert evaluation.posterior_kl(log_post, z)[0] < 0.02
     assert evaluation.posterior_kl(log_post, -z)[0] > 10
+
+
+def test_vae_posterior_kl_matches_the_exact_gap():
+    """For a Gaussian q the gap is known: KL(q(z|x) || p(z|x)) = log p(x) - ELBO(x). The binned
+    estimate of a briefly trained VAE agrees with it to 0.03 nats (binning on a 0.24-wide grid
+    lowers a KL slightly, the finite sample raises it slightly)."""
+    run = training.new_run(Config(steps=300, log_every=0, eval_every=0), "vae", np)
+    training.train(run, toy_data(), 300, log=None)
+    r = evaluation.evaluate(run, toy_data())
+    gap = r["log_likelihood"] - r["elbo"]
+    assert gap > 0.05                                   # a real gap, not a trivial agreement
+    assert abs(r["posterior_kl"] - gap) < 0.03, (r["posterior_kl"], gap)
