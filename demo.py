@@ -1,6 +1,6 @@
 """Adversarial Variational Bayes against a VAE on the 4-point toy problem, evaluated exactly.
 
-    python demo.py                  # about a minute on a 2-core CPU
+    python demo.py                  # about 30 s on a 2-core CPU
     python demo.py --full           # the authors' configuration (100k iterations: hours)
     python demo.py --resume avb_out/checkpoint.npz   # continue a saved or interrupted run
 

@@ -35,3 +35,16 @@ def assert_same_state(a, b):
     assert a.rng.bit_generator.state == b.rng.bit_generator.state
     for k in a.history:                                        # NaN == NaN here (VAE dual column)
         np.testing.assert_array_equal(a.history[k], b.history[k], err_msg=k)
+
+
+def interrupt_dual_loss(monkeypatch, at):
+    """Make the `at`-th adversary step of training raise KeyboardInterrupt, as Ctrl-C would."""
+    from avb_np import objectives, training
+    calls = []
+
+    def dual_loss(*args):
+        calls.append(1)
+        if len(calls) == at:
+            raise KeyboardInterrupt
+        return objectives.dual_loss(*args)
+    monkeypatch.setattr(training, "dual_loss", dual_loss)

@@ -11,7 +11,7 @@ import pytest
 from avb_np import checkpoint, objectives, training
 from avb_np.config import Config
 from avb_np.data import toy_data
-from helpers import assert_same_state
+from helpers import assert_same_state, interrupt_dual_loss
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -73,14 +73,7 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes_exactly(tmp_path, monkeypatch, c
     figures are skipped (report is replaced) to keep this test fast."""
     reports = []
     monkeypatch.setattr(demo, "report", lambda runs, data, cfg, out: reports.append(runs))
-    calls = []
-
-    def interrupted_dual_loss(*args):
-        calls.append(1)
-        if len(calls) == 7:
-            raise KeyboardInterrupt
-        return objectives.dual_loss(*args)
-    monkeypatch.setattr(training, "dual_loss", interrupted_dual_loss)
+    interrupt_dual_loss(monkeypatch, at=7)
     out = tmp_path / "out"
     with pytest.raises(SystemExit) as info:
         demo.main(["--steps", "6", "--out", str(out)])

@@ -8,7 +8,7 @@ import pytest
 
 from avb_np import objectives, training
 from avb_np.data import toy_data
-from helpers import assert_same_state, tiny, trained
+from helpers import assert_same_state, interrupt_dual_loss, tiny, trained
 
 RAISE = dict(over="raise", invalid="raise", divide="raise")   # underflow to 0 stays allowed
 QUIET = dict(over="ignore", invalid="ignore")                 # let NaN and inf reach the guard
@@ -72,14 +72,7 @@ def test_ctrl_c_mid_iteration_restores_the_last_whole_iteration(monkeypatch):
     """Ctrl-C in the 8th adversary step (iteration 4, after its primal step and first adversary
     step were applied) leaves the run at the end of iteration 3, and it then continues exactly
     like a run that was never interrupted."""
-    calls = []
-
-    def interrupted_dual_loss(*args):
-        calls.append(1)
-        if len(calls) == 8:
-            raise KeyboardInterrupt
-        return objectives.dual_loss(*args)
-    monkeypatch.setattr(training, "dual_loss", interrupted_dual_loss)
+    interrupt_dual_loss(monkeypatch, at=8)
     run = training.new_run(tiny(), "avb", np)
     with pytest.raises(training.Interrupted, match="during iteration 4.*end of iteration 3"):
         training.train(run, toy_data(), 10)
