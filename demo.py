@@ -9,7 +9,7 @@ four one-hot 2x2 images, then evaluates both exactly by grid quadrature over the
 plane and prints a table (exact log-likelihood, ELBO estimate, KL estimate, reconstruction error,
 training seconds) beside the optimum -log 4. Writes into --out (default avb_out/):
     results.json     the table's numbers
-    samples.png      the seed's Figure 3: encoder samples over the decoder's regions, VAE | AVB
+    samples.png      the paper's toy figure: encoder samples over the decoder's regions, VAE | AVB
     posterior.png    exact posterior p(z|x) beside AVB's samples for the same x
     curves.png       training losses and exact log-likelihood over iterations
     checkpoint.npz   both runs, saved every --save-every iterations, at the end and on Ctrl-C
@@ -47,7 +47,7 @@ def checked(name, check, parse=int):
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] + " See the module docstring.",
+    p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     default, full = Config(), official_toy()                # for the defaults quoted in the help
     p.add_argument("--steps", type=checked("steps", validate.positive_int), default=None,
@@ -103,13 +103,17 @@ def table(results):
     for name in ("avb", "vae", "optimum"):
         row = results[name]
         lines.append(f"{name.upper():<8}" + "".join(
-            f"{row[c]:>15.4f}" if isinstance(row.get(c), float) else f"{'-':>15}" for c in cols))
+            f"{row[c]:>15.{1 if c == 'seconds' else 4}f}" if isinstance(row.get(c), float) else f"{'-':>15}"
+            for c in cols))
     return "\n".join(lines)
 
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    xp = backend.use(args.backend) if args.backend else backend.current()
+    try:
+        xp = backend.use(args.backend) if args.backend else backend.current()
+    except backend.BackendError as err:
+        sys.exit(f"demo.py: error: {err}")
     cfg = official_toy() if args.full else Config()
     cfg.seed = args.seed
     for field in ("steps", "lr_primal", "lr_dual"):       # flags given override the configuration

@@ -58,6 +58,9 @@ def save(path, runs):
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=os.path.basename(path) + ".", suffix=".tmp")
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)             # as open() would, not mkstemp's private 0600
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)                 # a file object: savez adds no suffix
             f.flush()

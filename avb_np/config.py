@@ -26,7 +26,7 @@ class Config:
     # --- numerics and bookkeeping
     dtype: str = "float32"         # "float32" (default) or "float64"
     seed: int = 0                  # seeds the generator for weights, minibatches and noise
-    log_every: int = 250           # print progress every this many iterations (0: silent)
+    log_every: int = 300           # print progress every this many iterations (0: silent)
     eval_every: int = 100          # record the exact log-likelihood every this many iterations (0: never)
 
     def to_dict(self):
@@ -34,5 +34,5 @@ class Config:
 
 
 def official_toy():
-    """The authors' toy configuration (AVB-NOTES section 4): 256-wide, 5-block adversary, lr 2e-5/1e-4, 100k iterations."""
+    """The authors' toy configuration (the official code's synthetic example): 256-wide, 5-block adversary, lr 2e-5/1e-4, 100k iterations."""
     return Config(adv_width=256, adv_blocks=5, lr_primal=2e-5, lr_dual=1e-4, steps=100_000)

@@ -2,7 +2,8 @@
 
 Per-example quantities come back with shape (N,); their gradients are those of the sum over
 the batch, i.e. row n of a gradient is d value_n / d input_n. Nothing is clipped: every
-formula stays finite and correct for logits of any magnitude (tested at +-1e4).
+formula taking logits stays finite and correct at any magnitude (tested at +-1e4); the
+Gaussian KL overflows only for log_sigma above ~350 (sigma^2 > 1e308).
 """
 import math
 
@@ -25,7 +26,7 @@ def bernoulli_log_likelihood(x, logits):
 
 
 def adversary_loss(T_q, T_p):
-    """The adversary's logistic loss, minimised over psi (AVB-NOTES section 2).
+    """The adversary's logistic loss, minimised over psi (the paper's adversary objective).
 
         loss = mean_n [ -log sigmoid(T(x_n, z_q)) - log(1 - sigmoid(T(x_n, z_p))) ]
              = mean_n [ softplus(-T_q) + softplus(T_p) ]

@@ -1,6 +1,6 @@
 """The three training objectives, each returning (loss, grads) for one player.
 
-Notation (AVB-NOTES sections 1-2): x data, eps ~ N(0, I) encoder noise, z_q = g_phi(x, eps)
+Notation (Mescheder et al. 2017, arXiv:1701.04722v4): x data, eps ~ N(0, I) encoder noise, z_q = g_phi(x, eps)
 encoder samples, z_p ~ p(z) = N(0, I) prior samples, T = T_psi(x, z) the adversary.
 Both primal terms are per-example sums (over pixels, over latent dims) averaged over the batch.
 """
@@ -42,10 +42,12 @@ def dual_loss(nets, params, x, eps, z_p, prior_term):
     """
     N = x.shape[0]
     xp = array_module(x, eps, z_p)
-    z_q, _ = encode(nets, params, x, eps)                          # no gradient to phi here
-    T, cache = adversary(nets, params, xp.concatenate([x, x]), xp.concatenate([z_q, z_p]), prior_term)
+    z_q, _ = encode(nets, params, x, eps)                          # (N, Dz); no gradient to phi here
+    x2 = xp.concatenate([x, x])                                    # (2N, Dx): the same x for both halves
+    z2 = xp.concatenate([z_q, z_p])                                # (2N, Dz): positives, then negatives
+    T, cache = adversary(nets, params, x2, z2, prior_term)         # (2N,)
     loss, dT_q, dT_p = losses.adversary_loss(T[:N], T[N:])
-    _, _, grads = adversary_backward(nets, xp.concatenate([dT_q, dT_p]), cache)
+    _, _, grads = adversary_backward(nets, xp.concatenate([dT_q, dT_p]), cache)   # dT: (2N,)
     return loss, grads
 
 

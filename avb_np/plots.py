@@ -1,4 +1,4 @@
-"""The demo's figures (PNG, no display needed): the seed's Figure 3, exact posteriors, training curves."""
+"""The demo's figures (PNG, no display needed): encoder samples over decoder regions, exact posteriors, training curves."""
 import math
 
 import matplotlib
@@ -31,7 +31,7 @@ def _panel(ax, run, data, z, title):
 
 
 def figure_samples(runs, data, path, n_samples=512, seed=2):
-    """The seed's Figure 3: n_samples encoder samples per data point, VAE beside AVB."""
+    """The paper's synthetic-example figure: n_samples encoder samples per data point, VAE beside AVB."""
     fig, axes = plt.subplots(1, len(runs), figsize=(5 * len(runs), 5))
     for ax, (name, run) in zip(np.atleast_1d(axes), runs.items()):
         z = evaluation.sample_q(run, data, n_samples, np.random.default_rng(seed))

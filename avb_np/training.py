@@ -85,14 +85,14 @@ def avb_iteration(run, data):
     """One iteration of Algorithm 1: a primal step, then cfg.dual_steps adversary steps."""
     cfg = run.cfg
     # Primal step: minimise mean[T(x, z_q) - log p(x|z_q)] over theta, phi; psi fixed.
-    with _player("primal"):
+    with _blame("primal"):
         x, eps = _draw(run, data, cfg.eps_dim)
         primal, grads = primal_loss(run.nets, run.params, x, eps, cfg.prior_term)
         run.opt_primal.step(run.params, grads)
     _check_finite(run, "primal", primal)
     # Dual steps: minimise mean[softplus(-T(x, z_q)) + softplus(T(x, z_p))] over psi; phi fixed.
     for _ in range(cfg.dual_steps):
-        with _player("dual"):
+        with _blame("dual"):
             x, eps = _draw(run, data, cfg.eps_dim)
             z_p = to_device(run.rng.standard_normal((cfg.batch_size, cfg.z_dim)).astype(cfg.dtype), run.xp)
             dual, grads = dual_loss(run.nets, run.params, x, eps, z_p, cfg.prior_term)
@@ -103,7 +103,7 @@ def avb_iteration(run, data):
 
 def vae_iteration(run, data):
     """One VAE step: minimise mean[KL(q(z|x) || p(z)) - log p(x|z)], z = mu + sigma * eps."""
-    with _player("primal"):
+    with _blame("primal"):
         x, eps = _draw(run, data, run.cfg.z_dim)
         loss, grads = vae_loss(run.nets, run.params, x, eps)
         run.opt_primal.step(run.params, grads)
@@ -112,7 +112,7 @@ def vae_iteration(run, data):
 
 
 @contextmanager
-def _player(player):
+def _blame(player):
     """Blame a FloatingPointError (raised under np.errstate(...='raise')) on `player`."""
     try:
         yield
@@ -225,7 +225,10 @@ def train(run, data, steps, log=print):
             now = time.perf_counter()
             rate = (run.step - step_log) / max(now - t_log, 1e-9)
             t_log, step_log = now, run.step
-            ll = f"  log p(x) {hist['log_likelihood'][-1]:.4f}" if hist["log_likelihood"] else ""
+            ll = ""
+            if hist["log_likelihood"]:                     # the latest exact value, and when it was taken
+                at = "" if hist["ll_step"][-1] == run.step else f" (at {hist['ll_step'][-1]})"
+                ll = f"  log p(x) {hist['log_likelihood'][-1]:.4f}{at}"
             dual_text = f"  dual {dual:.4f}" if run.method == "avb" else ""
             log(f"[{run.method}] iter {run.step:>6}  primal {primal:.4f}{dual_text}{ll}  {rate:.0f} it/s")
     return run

@@ -3,7 +3,7 @@
 The encoder is fixed to a Gaussian of known density, q(z|x_k) = N(mu_k, diag sigma^2), written
 as a linear neural sampler z = x M + eps diag(sigma). Training only T with the adversary loss
 must bring T close to the exact log-ratio. This is the test that catches the two commonest bugs
-of public ports (AVB-NOTES, known traps 2): swapped labels, which drive T towards -T*, and an
+of public ports: swapped labels, which drive T towards -T*, and an
 adversary that ignores x, which can only learn log q(z) - log p(z) for the mixture q(z).
 """
 import numpy as np

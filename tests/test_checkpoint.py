@@ -7,7 +7,7 @@ import pytest
 
 from avb_np import checkpoint, training
 from avb_np.data import toy_data
-from helpers import assert_same_state, tiny, trained
+from common import assert_same_state, tiny, trained
 
 
 @pytest.mark.parametrize("method", ["avb", "vae"])

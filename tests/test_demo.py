@@ -11,13 +11,13 @@ import pytest
 from avb_np import checkpoint, objectives, training
 from avb_np.config import Config
 from avb_np.data import toy_data
-from helpers import assert_same_state, interrupt_dual_loss
+from common import assert_same_state, interrupt_dual_loss
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 import demo  # noqa: E402
 
-KEYS = {"log_likelihood", "elbo", "kl", "reconstruction_error", "seconds"}
+KEYS = {"log_likelihood", "elbo", "kl", "reconstruction_error", "posterior_kl", "seconds"}
 
 
 def test_demo_writes_results_and_figures(tmp_path, capsys):
@@ -104,3 +104,9 @@ def test_resume_errors_name_the_problem(tmp_path):
     with pytest.raises(SystemExit) as info:
         demo.main(["--steps", "2", "--out", str(tmp_path), "--resume", str(path)])
     assert "vae run is at iteration 3, beyond --steps 2" in str(info.value.code)
+
+
+def test_ci_runs_the_readme_test_command():
+    """.ci/run's last line, the test command, appears word for word in the README."""
+    command = (REPO / ".ci" / "run").read_text().strip().splitlines()[-1]
+    assert "pytest" in command and command in (REPO / "README.md").read_text()

@@ -36,10 +36,10 @@ def test_quadrant_decoder_reaches_the_optimum():
     data = toy_data()
     ll = evaluation.log_likelihood_per_point(nets, params, data)
     np.testing.assert_allclose(ll, -math.log(4), atol=1e-3)
-    post = np.exp(evaluation.log_posterior(nets, params, data, n=400))     # (4, 400, 400)
-    z0_pos, z1_pos = np.arange(400) >= 200, np.arange(400) >= 200
-    quadrant0 = np.outer(z0_pos, z1_pos)                                    # z1 > 0, z2 > 0
-    assert post[0][quadrant0].sum() > 1 - 1e-6
+    post = np.exp(evaluation.log_posterior(nets, params, data, n=400))     # (4, 400, 400) [k, z1, z2]
+    pos = np.arange(400) >= 200                                             # cell centres > 0
+    assert post[0][np.outer(pos, pos)].sum() > 1 - 1e-6                     # x1: z1 > 0, z2 > 0
+    assert post[1][np.outer(~pos, pos)].sum() > 1 - 1e-6                    # x2: z1 < 0, z2 > 0
 
 
 def test_quadrature_agrees_with_monte_carlo():
@@ -68,15 +68,18 @@ def test_finer_and_wider_grid_agree():
 
 
 def test_posterior_kl_of_exact_samples_is_small_and_of_wrong_samples_large():
-    """Samples from the exact posterior (the prior restricted to quadrant 1) give a binned KL
-    near 0 (the plug-in bias, about occupied bins / 2S < 0.02); samples from the wrong quadrant
-    give a KL above 10 nats."""
+    """Samples from the exact posterior of x2 (the prior restricted to z1 < 0, z2 > 0) give a
+    binned KL near 0 (50 x 50 bins: the plug-in bias, about occupied bins / 2S, is < 0.02);
+    the same samples mirrored to z1 > 0, z2 < 0 or with z1 and z2 swapped (an axis mix-up,
+    landing in quadrant 4 of x4) give a KL above 10 nats."""
     nets, params = quadrant_decoder()
-    data = toy_data()[:1]
+    data = toy_data()[1:2]                                               # x2
     log_post = evaluation.log_posterior(nets, params, data)
-    z = np.abs(np.random.default_rng(0).standard_normal((1, 50_000, 2)))   # prior on quadrant 1
-    assert evaluation.posterior_kl(log_post, z)[0] < 0.02
-    assert evaluation.posterior_kl(log_post, -z)[0] > 10
+    a = np.abs(np.random.default_rng(0).standard_normal((1, 50_000, 2)))
+    z = a * [-1, 1]                                                       # z1 < 0, z2 > 0
+    assert evaluation.posterior_kl(log_post, z, bins=50)[0] < 0.02
+    assert evaluation.posterior_kl(log_post, -z, bins=50)[0] > 10
+    assert evaluation.posterior_kl(log_post, z[..., ::-1], bins=50)[0] > 10
 
 
 def test_vae_posterior_kl_matches_the_exact_gap():

@@ -20,8 +20,13 @@ CASES = gradcheck_suite.cases(np.random.default_rng(0))
 
 @pytest.mark.parametrize("case", CASES, ids=[c.component for c in CASES])
 def test_gradient(case):
-    """Every parameter's max elementwise relative error is within the case's tolerance."""
-    for name, err in gradcheck.check(case.loss_fn, case.params).items():
+    """Every parameter's relative error is within the case's tolerance: the worst entry for
+    layers and losses, along a random direction for the whole objectives (as in the table)."""
+    if case.directional:
+        errors = gradcheck.check_directional(case.loss_fn, case.params, np.random.default_rng(1))
+    else:
+        errors = gradcheck.check(case.loss_fn, case.params)
+    for name, err in errors.items():
         assert err <= case.tol, f"{case.component}: d/d{name} relative error {err:.2e} > {case.tol:.0e}"
 
 
@@ -157,6 +162,15 @@ def test_main_passes_for_another_seed(capsys):
     """Correct gradients pass for other seeds too, not just the default one (seeds 1-10)."""
     for seed in range(1, 11):
         assert gradcheck.main(["--seed", str(seed)]) == 0, f"seed {seed}"
+
+
+def test_main_exits_non_zero_when_a_gradient_is_wrong(monkeypatch, capsys):
+    """With tanh's backward broken (1 - out instead of 1 - out^2), the table shows FAIL and
+    `python -m avb_np.gradcheck` returns exit status 1."""
+    monkeypatch.setitem(layers.ACTIVATIONS, "tanh", (layers.tanh_forward, lambda dout, out: dout * (1 - out)))
+    assert gradcheck.main([]) == 1
+    out = capsys.readouterr().out
+    assert any(line.startswith("tanh") and line.endswith("FAIL") for line in out.splitlines())
 
 
 def test_module_help_runs():

@@ -8,7 +8,7 @@ import pytest
 
 from avb_np import objectives, training
 from avb_np.data import toy_data
-from helpers import assert_same_state, interrupt_dual_loss, tiny, trained
+from common import assert_same_state, interrupt_dual_loss, tiny, trained
 
 RAISE = dict(over="raise", invalid="raise", divide="raise")   # underflow to 0 stays allowed
 QUIET = dict(over="ignore", invalid="ignore")                 # let NaN and inf reach the guard

@@ -10,7 +10,7 @@ import pytest
 
 from avb_np import backend, evaluation, training, validate
 from avb_np.data import toy_data
-from helpers import tiny
+from common import tiny
 
 
 def raises(error, call, *words):
