@@ -2,6 +2,7 @@
 
     python benchmarks/sweep.py                       # every setting below, 1500 iterations each
     python benchmarks/sweep.py --only default --seeds 0 1 2 3
+    python benchmarks/sweep.py --method vae --steps 5000 --only default "lr 5e-4 / 2e-3"
 
 Each setting changes a few fields of avb_np.config.Config; the table gives the exact
 log-likelihood at the halfway point (quadrature on the 100 x 100 grid that training records,
@@ -33,6 +34,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description="Sweep AVB settings on the toy problem.")
     p.add_argument("--steps", type=int, default=1500, help="iterations per setting (default 1500)")
     p.add_argument("--only", nargs="*", default=None, help=f"settings to run, of {list(SETTINGS)}")
+    p.add_argument("--method", choices=("avb", "vae"), default="avb",
+                   help="model to train (default avb; the VAE uses only lr_primal)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="random seeds (default 0)")
     args = p.parse_args(argv)
     if args.steps < 2 or any(name not in SETTINGS for name in args.only or ()):
@@ -43,7 +46,7 @@ def main(argv=None):
     for name, seed in [(n, s) for n in args.only or SETTINGS for s in args.seeds]:
         cfg = Config(steps=args.steps, seed=seed, log_every=0, eval_every=args.steps // 2,
                      **SETTINGS[name])
-        run = training.new_run(cfg, "avb", xp)
+        run = training.new_run(cfg, args.method, xp)
         t0 = time.perf_counter()
         training.train(run, data, args.steps)
         seconds = time.perf_counter() - t0
