@@ -21,19 +21,19 @@ BINARISE = ("binarise with (x > 0.5).astype(float), or dynamically with "
 
 def positive_int(name, value):
     """An integer >= 1 (bools are refused: True is not a size)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be a positive integer, got {value!r} ({type(value).__name__})")
-    if value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value}")
-    return int(value)
+    return _int_at_least(name, value, 1, "a positive integer")
 
 
 def non_negative_int(name, value):
     """An integer >= 0 (for 'every n iterations, 0: never' and seeds)."""
+    return _int_at_least(name, value, 0, "a non-negative integer")
+
+
+def _int_at_least(name, value, minimum, kind):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be a non-negative integer, got {value!r} ({type(value).__name__})")
-    if value < 0:
-        raise ValueError(f"{name} must be a non-negative integer, got {value}")
+        raise TypeError(f"{name} must be {kind}, got {value!r} ({type(value).__name__})")
+    if value < minimum:
+        raise ValueError(f"{name} must be {kind}, got {value}")
     return int(value)
 
 
