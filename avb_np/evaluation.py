@@ -67,8 +67,13 @@ def log_likelihood(nets, params, data, n=400, lim=6.0):
 
 def log_posterior(nets, params, data, n=400, lim=6.0):
     """log P(cell c | x_k), the exact posterior mass of each cell: (K, n, n), indexed [k, i(z0), j(z1)]."""
-    lj = log_joint(nets, params, data, n, lim)
-    return (lj - logsumexp(lj, axis=1)[:, None]).reshape(-1, n, n)
+    return _normalise(log_joint(nets, params, data, n, lim), n)[1]
+
+
+def _normalise(lj, n):
+    """From log_joint's (K, n*n): log p(x_k) = logsumexp over cells, (K,), and the posterior (K, n, n)."""
+    log_px = logsumexp(lj, axis=1)
+    return log_px, (lj - log_px[:, None]).reshape(-1, n, n)
 
 
 def sample_q(run, data, n_samples, rng):
@@ -139,9 +144,7 @@ def evaluate(run, data, n_samples=200_000, n_mc=20_000, n=400, lim=6.0, bins=200
         _, mu, log_sigma, _ = models.encode_gaussian(run.nets, params, data, np.zeros((len(data), cfg.z_dim)))
         kl = losses.gaussian_kl(mu, log_sigma)[0]
     kl = np.mean(kl)
-    lj = log_joint(run.nets, params, data, n, lim)                        # (K, n*n)
-    log_px = logsumexp(lj, axis=1)                                        # (K,) log p(x_k)
-    log_post = (lj - log_px[:, None]).reshape(-1, n, n)                   # as log_posterior()
+    log_px, log_post = _normalise(log_joint(run.nets, params, data, n, lim), n)   # one grid pass
     return {"log_likelihood": float(log_px.mean()),
             "elbo": float(-(rec + kl)), "kl": float(kl), "reconstruction_error": float(rec),
             "posterior_kl": float(posterior_kl(log_post, z, lim, bins).mean()),

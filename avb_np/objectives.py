@@ -1,7 +1,8 @@
 """The three training objectives, each returning (loss, grads) for one player.
 
-Notation (Mescheder et al. 2017, arXiv:1701.04722v4): x data, eps ~ N(0, I) encoder noise, z_q = g_phi(x, eps)
-encoder samples, z_p ~ p(z) = N(0, I) prior samples, T = T_psi(x, z) the adversary.
+Notation (Mescheder et al. 2017, arXiv:1701.04722v4): x data, eps ~ N(0, I) encoder noise,
+z_q = g_phi(x, eps) encoder samples, z_p ~ p(z) = N(0, I) prior samples, T = T_psi(x, z) the
+adversary.
 Both primal terms are per-example sums (over pixels, over latent dims) averaged over the batch.
 """
 from . import losses

@@ -94,7 +94,8 @@ def avb_iteration(run, data):
     for _ in range(cfg.dual_steps):
         with _blame("dual"):
             x, eps = _draw(run, data, cfg.eps_dim)
-            z_p = to_device(run.rng.standard_normal((cfg.batch_size, cfg.z_dim)).astype(cfg.dtype), run.xp)
+            z_p = run.rng.standard_normal((cfg.batch_size, cfg.z_dim))       # z_p ~ p(z) = N(0, I)
+            z_p = to_device(z_p.astype(cfg.dtype), run.xp)
             dual, grads = dual_loss(run.nets, run.params, x, eps, z_p, cfg.prior_term)
             run.opt_dual.step(run.params, grads)
         _check_finite(run, "dual", dual)
