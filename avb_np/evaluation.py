@@ -14,6 +14,7 @@ import numpy as np
 
 from . import losses, models, validate
 from .backend import to_host
+from .layers import softplus
 
 
 CHUNK = 65536  # rows per network pass in evaluation, to bound memory (~100 MB per pass)
@@ -38,26 +39,42 @@ def grid(n=400, lim=6.0):
     return z, h * h
 
 
-def log_joint(nets, params, data, n=400, lim=6.0):
-    """log p(x_k|z_c) + log p(z_c) + log(area) for every data row k and grid cell c: (K, n*n)."""
+def decoded_grid(nets, params, n=400, lim=6.0):
+    """The decoder run once over the grid: cell centres z: (G, 2), logits: (G, Dx), and
+    log p(z_c) + log(cell area) - sum_i softplus(l_ci): (G,), the part of the log joint that
+    does not depend on x. G = n * n."""
     n, lim = validate.positive_int("n", n), validate.positive_float("lim", lim)
     if nets["dec"][0].n_in != 2:                          # the grid covers a 2-d latent plane only
         raise ValueError(f"exact evaluation by quadrature needs z_dim=2, this decoder takes "
-                         f"z_dim={nets['dec'][0].n_in}")
-    data = validate.binary_data("data", data, nets["dec"][-1].n_out)
+                         f"z_dim={nets['dec'][0].n_in}; use avb_np.ais for larger latents")
     params = host_params(params)
     z, area = grid(n, lim)
     logits = np.concatenate([models.decode(nets, params, z[i:i + CHUNK])[0]   # (G, Dx), one decoder
                              for i in range(0, len(z), CHUNK)])                 # pass serves all x
     log_prior, _ = losses.standard_normal_log_density(z)  # (G,)
-    log_lik = np.stack([losses.bernoulli_log_likelihood(np.broadcast_to(x, logits.shape), logits)[0]
-                        for x in np.asarray(data, dtype=np.float64)])   # (K, G)
-    return log_lik + log_prior + math.log(area)
+    return z, logits, log_prior + math.log(area) - softplus(logits).sum(axis=1)
+
+
+def log_joint(nets, params, data, n=400, lim=6.0):
+    """log p(x_k|z_c) + log p(z_c) + log(area) for every data row k and grid cell c: (K, n*n).
+
+    log p(x|z_c) = sum_i [x_i l_ci - softplus(l_ci)] (losses.bernoulli_log_likelihood), so for
+    all rows at once it is one matmul, data @ logits.T, plus a term per cell.
+    """
+    data = validate.binary_data("data", data, nets["dec"][-1].n_out)
+    _, logits, per_cell = decoded_grid(nets, params, n, lim)
+    return data.astype(np.float64) @ logits.T + per_cell   # (K, Dx) @ (Dx, G) + (G,) -> (K, G)
 
 
 def log_likelihood_per_point(nets, params, data, n=400, lim=6.0):
-    """log p(x_k) for each data row: (K,)."""
-    return logsumexp(log_joint(nets, params, data, n, lim), axis=1)
+    """log p(x_k) = logsumexp over cells of the log joint, for each data row: (K,).
+
+    Rows are taken a few at a time, so memory stays near CHUNK * 8 floats whatever K is."""
+    data = validate.binary_data("data", data, nets["dec"][-1].n_out).astype(np.float64)
+    _, logits, per_cell = decoded_grid(nets, params, n, lim)
+    rows = max(1, 8 * CHUNK // len(per_cell))             # data rows per (rows, G) block
+    return np.concatenate([logsumexp(data[i:i + rows] @ logits.T + per_cell, axis=1)
+                           for i in range(0, len(data), rows)])
 
 
 def log_likelihood(nets, params, data, n=400, lim=6.0):
@@ -118,6 +135,28 @@ def posterior_kl(log_post, z, lim=6.0, bins=200):
     return np.array(kls)
 
 
+def elbo_terms(run, data, z):
+    """Per data row: the reconstruction error E_q[-log p(x|z)] from encoder samples z: (K, S, Dz),
+    and KL(q(z|x) || p(z)): E_q[T(x, z)] for AVB (the adversary's estimate), analytic for the
+    VAE. Returns (reconstruction error (K,), kl (K,)), host float64, chunked to bound memory."""
+    data = validate.binary_data("data", data, run.cfg.x_dim).astype(np.float64)
+    params, cfg = host_params(run.params), run.cfg
+    K, S, Dz = z.shape
+    rec, kl = np.empty(K), np.empty(K)
+    rows = max(1, CHUNK // S)                                             # data rows per pass
+    for i in range(0, K, rows):
+        x = np.repeat(data[i:i + rows], S, axis=0)                        # (R * S, Dx), x_k S times
+        zk = z[i:i + rows].reshape(-1, Dz)                                # (R * S, Dz)
+        logits, _ = models.decode(run.nets, params, zk)
+        rec[i:i + rows] = -losses.bernoulli_log_likelihood(x, logits)[0].reshape(-1, S).mean(axis=1)
+        if run.method == "avb":                                           # E_q[T(x, z)]
+            kl[i:i + rows] = models.adversary(run.nets, params, x, zk, cfg.prior_term)[0].reshape(-1, S).mean(axis=1)
+    if run.method == "vae":                                               # analytic KL
+        _, mu, log_sigma, _ = models.encode_gaussian(run.nets, params, data, np.zeros((K, cfg.z_dim)))
+        kl = losses.gaussian_kl(mu, log_sigma)[0]
+    return rec, kl
+
+
 def evaluate(run, data, n_samples=200_000, n_mc=20_000, n=400, lim=6.0, bins=200, seed=1):
     """The metrics of the demo's table for a trained run, all in nats per data point.
 
@@ -130,20 +169,10 @@ def evaluate(run, data, n_samples=200_000, n_mc=20_000, n=400, lim=6.0, bins=200
     """
     data = validate.binary_data("data", data, run.cfg.x_dim).astype(np.float64)
     rng = np.random.default_rng(seed)
-    params, cfg = host_params(run.params), run.cfg
     z = sample_q(run, data, n_samples, rng)                               # (K, S, 2)
-    rec, kl = [], []
-    for x, zk in zip(data, z[:, :validate.positive_int("n_mc", n_mc)]):   # one data row at a time
-        x = np.broadcast_to(x, (len(zk), len(x)))                         # (S, Dx)
-        logits, _ = models.decode(run.nets, params, zk)
-        rec.append(-losses.bernoulli_log_likelihood(x, logits)[0].mean())    # E_q[-log p(x|z)]
-        if run.method == "avb":                                           # E_q[T(x, z)]
-            kl.append(models.adversary(run.nets, params, x, zk, cfg.prior_term)[0].mean())
-    rec = np.mean(rec)
-    if run.method == "vae":                                               # analytic KL
-        _, mu, log_sigma, _ = models.encode_gaussian(run.nets, params, data, np.zeros((len(data), cfg.z_dim)))
-        kl = losses.gaussian_kl(mu, log_sigma)[0]
-    kl = np.mean(kl)
+    rec, kl = elbo_terms(run, data, z[:, :validate.positive_int("n_mc", n_mc)])
+    rec, kl = rec.mean(), kl.mean()
+    params = host_params(run.params)
     log_px, log_post = _normalise(log_joint(run.nets, params, data, n, lim), n)   # one grid pass
     return {"log_likelihood": float(log_px.mean()),
             "elbo": float(-(rec + kl)), "kl": float(kl), "reconstruction_error": float(rec),

@@ -76,7 +76,7 @@ def new_run(cfg, method, xp):
 def _draw(run, data, noise_dim):
     """A fresh minibatch x: (N, Dx) and standard normal noise: (N, noise_dim), on the backend."""
     cfg = run.cfg
-    x = sample_batch(run.rng, data, cfg.batch_size)
+    x = sample_batch(run.rng, data, cfg.batch_size, dynamic=cfg.dynamic)   # binary rows (N, Dx)
     noise = run.rng.standard_normal((cfg.batch_size, noise_dim))
     return to_device(x.astype(cfg.dtype), run.xp), to_device(noise.astype(cfg.dtype), run.xp)
 
@@ -180,8 +180,11 @@ def _divergence_message(run, player, what):
             f"Try a lower learning rate ({now} now), e.g. half of it.")
 
 
-def train(run, data, steps, log=print):
+def train(run, data, steps, log=print, valid=None):
     """Advance `run` by `steps` iterations on host array `data`, logging progress and history.
+
+    Every cfg.eval_every iterations a model with z_dim = 2 records its exact log-likelihood
+    (quadrature, 100 x 100 grid) on `valid` if given (a binary host array), else on `data`.
 
     Raises DivergenceError if a loss or parameter becomes NaN or inf, and Interrupted on Ctrl-C;
     either way `run` is left at the end of the last whole iteration, finite and consistent.
@@ -189,7 +192,9 @@ def train(run, data, steps, log=print):
     if not isinstance(run, Run):
         raise TypeError(f"run must be a training.Run (from new_run or checkpoint.load), got {type(run).__name__}")
     steps = validate.positive_int("steps", steps)
-    data = validate.binary_data("data", data, run.cfg.x_dim)
+    data = validate.binary_data("data", data, run.cfg.x_dim, intensities=run.cfg.dynamic)
+    track = data if valid is None else validate.binary_data("valid", valid, run.cfg.x_dim)
+    track = track if run.cfg.z_dim == 2 and not (valid is None and run.cfg.dynamic) else None
     validate.same_backend("run.params", run.params, run.xp)
     bad = _non_finite(run.xp, list(run.params.values()))
     if bad is not None:
@@ -209,8 +214,8 @@ def train(run, data, steps, log=print):
             hist["step"].append(run.step)
             hist["primal"].append(primal)
             hist["dual"].append(dual)
-            if cfg.eval_every and run.step % cfg.eval_every == 0:   # exact log p(x), coarse grid
-                ll = evaluation.log_likelihood(run.nets, run.params, data, n=100)
+            if track is not None and cfg.eval_every and run.step % cfg.eval_every == 0:
+                ll = evaluation.log_likelihood(run.nets, run.params, track, n=100)   # exact, coarse grid
                 hist["ll_step"].append(run.step)
                 hist["log_likelihood"].append(ll)
         except (_NonFinite, FloatingPointError) as err:    # the latter from the evaluation, if at all

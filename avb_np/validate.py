@@ -55,8 +55,9 @@ def positive_float(name, value):
     return value
 
 
-def binary_data(name, data, x_dim):
-    """A host array of binary rows, (K, x_dim) with K >= 1, as the Bernoulli decoder needs.
+def binary_data(name, data, x_dim, intensities=False):
+    """A host array of binary rows, (K, x_dim) with K >= 1, as the Bernoulli decoder needs;
+    with intensities=True, values anywhere in [0, 1] (binarised later, at every minibatch).
 
     Returns it as a NumPy array (a list of rows is converted). The scan for NaN and for values
     outside {0, 1} reads the whole array once, so call this once per entry, not per minibatch.
@@ -82,7 +83,11 @@ def binary_data(name, data, x_dim):
         row, col = np.argwhere(bad)[0]
         raise ValueError(f"{name} contains {int(bad.sum())} NaN or inf value(s), the first "
                          f"{data[row, col].item()} at row {row}, column {col}; remove or replace them")
-    outside = (data != 0) & (data != 1)
+    outside = (data < 0) | (data > 1) if intensities else (data != 0) & (data != 1)
+    if outside.any() and intensities:
+        row, col = np.argwhere(outside)[0]
+        raise ValueError(f"{name} must hold intensities in [0, 1] (Config.dynamic is on), got "
+                         f"{data[row, col].item()!r} at row {row}, column {col}; divide 8-bit pixels by 255")
     if outside.any():
         row, col = np.argwhere(outside)[0]
         raise ValueError(f"{name} must be binary (values in {{0, 1}}) for the Bernoulli decoder, got "
