@@ -1,20 +1,25 @@
-"""Adversarial Variational Bayes against a VAE on the 4-point toy problem, evaluated exactly.
+"""Adversarial Variational Bayes against a VAE, on data where the answer can be checked.
 
-    python demo.py                  # about 30 s on a 2-core CPU
-    python demo.py --full           # the authors' configuration (100k iterations: hours)
-    python demo.py --resume avb_out/checkpoint.npz   # continue a saved or interrupted run
+    python demo.py                      # the 4-point toy problem, exact by quadrature (~30 s)
+    python demo.py digits               # 8x8 binarised digits, 2-d latent: exact and AIS (~2 min)
+    python demo.py digits --z-dim 8     # a larger latent: AIS and importance sampling only
+    python demo.py mnist --data-dir DIR [--download] [--source amat] [--z-dim 32]
+    python demo.py EXPERIMENT --help    # the flags of one experiment
 
-Trains AVB (Algorithm 1: adversary T(x, z), neural-sampler encoder) and the VAE baseline on the
-four one-hot 2x2 images, then evaluates both exactly by grid quadrature over the 2-d latent
-plane and prints a table (exact log-likelihood, ELBO estimate, KL estimate, reconstruction error,
-training seconds) beside the optimum -log 4. Writes into --out (default avb_out/):
-    results.json     the table's numbers
-    samples.png      the paper's toy figure: encoder samples over the decoder's regions, VAE | AVB
-    posterior.png    exact posterior p(z|x) beside AVB's samples for the same x
-    curves.png       training losses and exact log-likelihood over iterations
-    checkpoint.npz   both runs, saved every --save-every iterations, at the end and on Ctrl-C
-                     (Ctrl-C prints the command that resumes; the resumed run is bit for bit
-                     the uninterrupted one on NumPy)
+toy: AVB (Algorithm 1: adversary T(x, z), neural-sampler encoder) and the VAE baseline on the
+four one-hot 2x2 images; both evaluated exactly by grid quadrature over the 2-d latent plane.
+Prints the exact log-likelihood, ELBO and KL estimates, reconstruction error and the binned
+KL(q || p(z|x)) beside the optimum -log 4, and writes to --out (default avb_out/):
+    results.json, samples.png (the paper's toy figure), posterior.png, curves.png
+
+digits / mnist: the same two models on binarised images, scored on the test split by
+annealed importance sampling (AIS) and importance sampling, and for a 2-d latent also
+exactly by quadrature. Writes results.json, images.png (data, reconstructions, samples from
+the prior) and, for a 2-d latent, latent.png (test codes coloured by digit) and curves.png.
+
+Every experiment saves checkpoint.npz in --out every --save-every iterations, at the end and
+on Ctrl-C (which prints the command that resumes; the resumed run is bit for bit the
+uninterrupted one on NumPy).
 """
 import argparse
 import json
@@ -23,12 +28,14 @@ import os
 import shlex
 import sys
 
-from avb_np import backend, checkpoint, evaluation, plots, training, validate
-from avb_np.config import Config, official_toy
-from avb_np.data import toy_data
+import numpy as np
+
+from avb_np import backend, checkpoint, config, data, evaluation, plots, scoring, training, validate
 
 METHODS = ("avb", "vae")
 
+
+# ----------------------------------------------------------------------------- flags
 
 def checked(name, check, parse=int):
     """An argparse `type=`: parse the text, then check it with avb_np.validate; a bad value
@@ -46,80 +53,84 @@ def checked(name, check, parse=int):
     return convert
 
 
-def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    default, full = Config(), official_toy()                # for the defaults quoted in the help
+def add_training_flags(p, default, out):
+    """The flags every experiment shares; `default` is its Config, for the help text."""
     p.add_argument("--steps", type=checked("steps", validate.positive_int), default=None,
-                   help=f"training iterations for each model (default {default.steps}; --full: {full.steps})")
+                   help=f"training iterations for each model (default {default.steps})")
     p.add_argument("--seed", type=checked("seed", validate.non_negative_int), default=0,
                    help="random seed (default 0)")
     p.add_argument("--lr-primal", type=checked("lr_primal", validate.positive_float, float), default=None,
-                   help=f"Adam learning rate of encoder + decoder "
-                        f"(default {default.lr_primal:g}; --full: {full.lr_primal:g})")
+                   help=f"Adam learning rate of encoder + decoder (default {default.lr_primal:g})")
     p.add_argument("--lr-dual", type=checked("lr_dual", validate.positive_float, float), default=None,
-                   help=f"Adam learning rate of the adversary (default {default.lr_dual:g}; --full: {full.lr_dual:g})")
+                   help=f"Adam learning rate of the adversary (default {default.lr_dual:g})")
     p.add_argument("--backend", choices=backend.NAMES, default=None,
                    help="array backend (default: $AVB_BACKEND, else numpy)")
-    p.add_argument("--out", default="avb_out", help="output folder for results.json and figures (default avb_out)")
-    p.add_argument("--full", action="store_true",
-                   help="the official toy configuration: 256-wide 5-block adversary, lr 2e-5 / 1e-4, 100k iterations")
+    p.add_argument("--out", default=out, help=f"output folder for results, figures and checkpoint (default {out})")
     p.add_argument("--save-every", type=checked("save_every", validate.non_negative_int), default=0,
-                   help="save OUT/checkpoint.npz every this many iterations "
-                        "(default 0: at the end and on Ctrl-C only)")
+                   help="save OUT/checkpoint.npz every this many iterations (default 0: at the end and on Ctrl-C only)")
     p.add_argument("--resume", metavar="PATH", default=None,
                    help="continue the runs saved in PATH to --steps; the other flags must match the saved run's")
-    return p.parse_args(argv)
 
 
-def resume_command(args, path, **lrs):
-    """The command line that continues from `path` with the same flags (and `lrs` changed)."""
-    cmd = ["python", "demo.py"] + (["--full"] if args.full else [])
-    flags = {"--steps": args.steps, "--seed": args.seed, "--backend": args.backend,
-             "--lr-primal": lrs.get("lr_primal", args.lr_primal), "--lr-dual": lrs.get("lr_dual", args.lr_dual),
-             "--save-every": args.save_every or None, "--out": args.out, "--resume": path}
-    for flag, value in flags.items():
-        cmd += [flag, f"{value:g}" if isinstance(value, float) else str(value)] if value is not None else []
+def parse_args(argv, experiment="toy"):
+    """The flags of one experiment (`python demo.py EXPERIMENT --help` lists them)."""
+    p = argparse.ArgumentParser(prog=f"demo.py {experiment}" if experiment != "toy" else "demo.py",
+                                description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    if experiment == "toy":
+        default, full = config.Config(), config.official_toy()
+        add_training_flags(p, default, "avb_out")
+        p.add_argument("--full", action="store_true", help=f"the official toy configuration: 256-wide "
+                       f"5-block adversary, lr {full.lr_primal:g} / {full.lr_dual:g}, {full.steps} iterations")
+    else:
+        default = config.digits() if experiment == "digits" else config.mnist()
+        add_training_flags(p, default, f"avb_out/{experiment}")
+        p.add_argument("--z-dim", type=checked("z_dim", validate.positive_int), default=default.z_dim,
+                       help=f"latent dimension (default {default.z_dim}; 2 adds exact quadrature)")
+        p.add_argument("--ais-temps", type=checked("ais_temps", validate.positive_int), default=None,
+                       help=f"AIS temperatures (default {scoring.AIS_TEMPS})")
+        p.add_argument("--ais-chains", type=checked("ais_chains", validate.positive_int), default=None,
+                       help=f"AIS chains per test image (default {scoring.AIS_CHAINS})")
+        p.add_argument("--n-test", type=checked("n_test", validate.positive_int), default=None,
+                       help="score only the first N test images (default: all)")
+    if experiment == "mnist":
+        p.add_argument("--data-dir", required=True, help="folder holding the MNIST files (or to download them into)")
+        p.add_argument("--download", action="store_true", help="download missing files into --data-dir, checked against checksums")
+        p.add_argument("--source", choices=("idx", "amat"), default="idx",
+                       help="idx: the MNIST IDX files, binarised dynamically (default); "
+                            "amat: Larochelle's fixed binarisation")
+    args = p.parse_args(argv)
+    args.experiment = experiment
+    return args
+
+
+def resume_command(args, path, **changes):
+    """The command line that continues from `path` with the same flags (and `changes` applied)."""
+    cmd = ["python", "demo.py"] + ([] if args.experiment == "toy" else [args.experiment])
+    for key, value in {**vars(args), **changes, "resume": path}.items():
+        flag = "--" + key.replace("_", "-")
+        if key == "experiment" or value is None or value is False or (key == "save_every" and not value):
+            continue
+        cmd += [flag] if value is True else [flag, f"{value:g}" if isinstance(value, float) else str(value)]
     return shlex.join(cmd)
 
 
-def train_and_save(runs, method, data, steps, save_every, path):
-    """Train runs[method] up to iteration `steps`, saving all runs to `path` every `save_every`
-    iterations (in chunks: `train` continues a run exactly where it stopped) and at the end."""
-    run = runs[method]
-    while run.step < steps:
-        chunk = steps - run.step
-        if save_every:
-            chunk = min(chunk, save_every - run.step % save_every)
-        training.train(run, data, chunk)
-        checkpoint.save(path, runs)
+# ----------------------------------------------------------------------------- training, shared
 
-
-def table(results):
-    """The printed table: one row per model and one for the optimum."""
-    cols = ["log_likelihood", "elbo", "kl", "reconstruction_error", "posterior_kl", "seconds"]
-    head = ["log p(x) exact", "ELBO est.", "KL(q||p(z))", "recon. error", "KL(q||p(z|x))", "train s"]
-    lines = [f"{'':<8}" + "".join(f"{h:>15}" for h in head)]
-    for name in ("avb", "vae", "optimum"):
-        row = results[name]
-        lines.append(f"{name.upper():<8}" + "".join(
-            f"{row[c]:>15.{1 if c == 'seconds' else 4}f}" if isinstance(row.get(c), float) else f"{'-':>15}"
-            for c in cols))
-    return "\n".join(lines)
-
-
-def main(argv=None):
-    args = parse_args(sys.argv[1:] if argv is None else argv)
-    try:
-        xp = backend.use(args.backend) if args.backend else backend.current()
-    except backend.BackendError as err:
-        sys.exit(f"demo.py: error: {err}")
-    cfg = official_toy() if args.full else Config()
+def configure(cfg, args):
+    """The experiment's Config with the flags given applied."""
     cfg.seed = args.seed
-    for field in ("steps", "lr_primal", "lr_dual"):       # flags given override the configuration
+    for field in ("steps", "lr_primal", "lr_dual"):         # flags given override the configuration
         if getattr(args, field) is not None:
             setattr(cfg, field, getattr(args, field))
-    data = toy_data()
+    return cfg
+
+
+def train_models(args, cfg, train_data, xp, valid=None):
+    """Train (or resume) AVB and the VAE, saving OUT/checkpoint.npz as they go; returns {method: Run}.
+
+    Ctrl-C saves and prints the command that resumes (exit code 130); a divergence saves the last
+    finite state and prints the command that continues with halved learning rates (exit code 1).
+    """
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, "checkpoint.npz")
     runs = {}
@@ -134,12 +145,17 @@ def main(argv=None):
                          f"beyond --steps {cfg.steps}; pass --steps {run.step} or more")
         print(f"resuming from {args.resume}: " + ", ".join(f"{m} at iteration {r.step}" for m, r in runs.items()))
     print(f"backend {backend.module_name(xp)}, {cfg.steps} iterations per model, seed {cfg.seed}")
-
     try:
         for method in METHODS:
             if method not in runs:
                 runs[method] = training.new_run(cfg, method, xp)
-            train_and_save(runs, method, data, cfg.steps, args.save_every, path)
+            run = runs[method]
+            while run.step < cfg.steps:                     # in chunks of --save-every: train
+                chunk = cfg.steps - run.step                # continues a run exactly where it stopped
+                if args.save_every:
+                    chunk = min(chunk, args.save_every - run.step % args.save_every)
+                training.train(run, train_data, chunk, valid=valid)
+                checkpoint.save(path, runs)
     except KeyboardInterrupt:                             # train restored the last whole iteration
         checkpoint.save(path, runs)
         print(f"\ninterrupted: saved {path} (" + ", ".join(f"{m} at iteration {r.step}" for m, r in runs.items())
@@ -150,30 +166,119 @@ def main(argv=None):
         lower = {k: getattr(cfg, k) / 2 for k in err.lrs}
         print(f"{err}\nSaved {path}. Continue with lower learning rates:\n  {resume_command(args, path, **lower)}")
         raise SystemExit(1)
-    return report(runs, data, cfg, args.out)
+    return runs
 
 
-def report(runs, data, cfg, out):
-    """Evaluate both runs exactly, print the table, write results.json and the figures."""
+def table(rows, columns):
+    """A fixed-width table: `rows` {name: {key: value}}, `columns` [(key, header)]; a missing
+    value prints as '-', a (value, se) pair as value+-se."""
+    def cell(v):
+        if isinstance(v, (tuple, list)):
+            return f"{v[0]:.3f}+-{v[1]:.3f}"
+        return f"{v:.4f}" if isinstance(v, float) else "-"
+    lines = [f"{'':<8}" + "".join(f"{h:>16}" for _, h in columns)]
+    lines += [f"{name.upper():<8}" + "".join(f"{cell(row.get(k)):>16}" for k, _ in columns)
+              for name, row in rows.items()]
+    return "\n".join(lines)
+
+
+def write_json(out, results):
+    with open(os.path.join(out, "results.json"), "w") as f:
+        json.dump(results, f, indent=2)
+
+
+# ----------------------------------------------------------------------------- experiments
+
+def toy(args, xp):
+    """The paper's synthetic example: 4 one-hot 2x2 images, a 2-d latent, exact evaluation."""
+    cfg = configure(config.official_toy() if args.full else config.Config(), args)
+    runs = train_models(args, cfg, data.toy_data(), xp)
+    return report(runs, data.toy_data(), cfg, args.out)
+
+
+def report(runs, toy_data, cfg, out):
+    """Evaluate both toy runs exactly, print the table, write results.json and the figures."""
     print("evaluating by quadrature on a 400 x 400 grid over [-6, 6]^2 ...")
-    results = {m: evaluation.evaluate(run, data) for m, run in runs.items()}
-    fine = evaluation.log_likelihood(runs["avb"].nets, runs["avb"].params, data, n=800, lim=8.0)
+    results = {m: evaluation.evaluate(run, toy_data) for m, run in runs.items()}
+    fine = evaluation.log_likelihood(runs["avb"].nets, runs["avb"].params, toy_data, n=800, lim=8.0)
     results["quadrature_check"] = {"avb_800x800_on_8": fine,
                                    "difference": fine - results["avb"]["log_likelihood"]}
     results["optimum"] = {"log_likelihood": -math.log(4), "elbo": -math.log(4), "kl": math.log(4),
                           "reconstruction_error": 0.0, "posterior_kl": 0.0}
     results["config"] = cfg.to_dict()
-    print(table(results))
+    print(table({m: results[m] for m in ("avb", "vae", "optimum")},
+                [("log_likelihood", "log p(x) exact"), ("elbo", "ELBO est."), ("kl", "KL(q||p(z))"),
+                 ("reconstruction_error", "recon. error"), ("posterior_kl", "KL(q||p(z|x))"),
+                 ("seconds", "train s")]))
     print(f"quadrature check: AVB log p(x) on an 800 x 800 grid over [-8, 8]^2 differs by "
           f"{results['quadrature_check']['difference']:.1e}")
-
-    plots.figure_samples({"VAE": runs["vae"], "AVB": runs["avb"]}, data, os.path.join(out, "samples.png"))
-    plots.figure_posterior(runs["avb"], data, os.path.join(out, "posterior.png"))
+    plots.figure_samples({"VAE": runs["vae"], "AVB": runs["avb"]}, toy_data, os.path.join(out, "samples.png"))
+    plots.figure_posterior(runs["avb"], toy_data, os.path.join(out, "posterior.png"))
     plots.figure_curves({"AVB": runs["avb"], "VAE": runs["vae"]}, os.path.join(out, "curves.png"))
-    with open(os.path.join(out, "results.json"), "w") as f:
-        json.dump(results, f, indent=2)
+    write_json(out, results)
     print(f"wrote results.json, samples.png, posterior.png, curves.png to {out}/")
     return results
+
+
+def images(args, xp):
+    """Binarised images (digits, MNIST): train both models, score the test split."""
+    try:                                                   # a missing or bad file, no scikit-learn
+        if args.experiment == "digits":
+            dataset, cfg = data.load("digits"), config.digits(args.z_dim)
+        else:
+            name = "mnist" if args.source == "idx" else "binarized_mnist"
+            dataset, cfg = data.load(name, args.data_dir, args.download), config.mnist(args.z_dim)
+    except (data.mnist.DataError, ImportError) as err:
+        sys.exit(f"demo.py: error: {err}")
+    cfg.dynamic = dataset.dynamic
+    cfg = configure(cfg, args)
+    print(f"{dataset.name}: {len(dataset.train)} training, {len(dataset.valid)} validation and "
+          f"{len(dataset.test)} test images of {dataset.image_shape[0]}x{dataset.image_shape[1]}; z_dim {cfg.z_dim}")
+    runs = train_models(args, cfg, dataset.train, xp, valid=dataset.valid)
+    return report_images(runs, dataset, cfg, args)
+
+
+def report_images(runs, dataset, cfg, args):
+    """Score both runs on the test split, print the table, write results.json and the figures."""
+    from avb_np import image_plots                         # matplotlib is needed only here
+    test = dataset.test[:args.n_test]
+    settings = {k: v for k, v in (("n_temps", args.ais_temps), ("n_chains", args.ais_chains)) if v}
+    results = {}
+    for method, run in runs.items():
+        print(f"scoring {method.upper()} on {len(test)} test images ...")
+        results[method] = scoring.score(run, test, np.random.default_rng(args.seed + 1), log=print, **settings)
+        if cfg.z_dim == 2:                                 # overfitting shows as train >> test
+            results[method]["train_log_likelihood"] = evaluation.log_likelihood(
+                run.nets, run.params, dataset.valid if cfg.dynamic else dataset.train)
+    columns = [("log_likelihood", "log p(x) exact"), ("ais", "AIS"), ("is", "IS"),
+               ("elbo", "ELBO est."), ("kl", "KL(q||p(z))"), ("reconstruction_error", "recon. error"),
+               ("seconds", "train s")]
+    print(f"test split, nats per image ({len(test)} images; AIS and IS as estimate+-standard error):")
+    print(table(results, [c for c in columns if c[0] != "log_likelihood" or cfg.z_dim == 2]))
+    results["config"] = cfg.to_dict()
+    write_json(args.out, results)
+    image_plots.figure_images(runs, dataset, os.path.join(args.out, "images.png"))
+    written = ["results.json", "images.png"]
+    if cfg.z_dim == 2:
+        image_plots.figure_latent(runs, dataset, os.path.join(args.out, "latent.png"))
+        plots.figure_curves({"AVB": runs["avb"], "VAE": runs["vae"]}, os.path.join(args.out, "curves.png"))
+        written += ["latent.png", "curves.png"]
+    print(f"wrote {', '.join(written)} to {args.out}/")
+    return results
+
+
+EXPERIMENTS = {"toy": toy, "digits": images, "mnist": images}
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    experiment = argv.pop(0) if argv and argv[0] in EXPERIMENTS else "toy"
+    args = parse_args(argv, experiment)
+    try:
+        xp = backend.use(args.backend) if args.backend else backend.current()
+    except backend.BackendError as err:
+        sys.exit(f"demo.py: error: {err}")
+    return EXPERIMENTS[experiment](args, xp)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import layers, losses, models, objectives
+from . import layers, likelihood, losses, models, objectives
 from .config import Config
 
 TOL_SMOOTH = 1e-7     # smooth functions: typical errors are 1e-11 to 1e-8
@@ -135,4 +135,4 @@ def objective_cases(rng, N=6):
 
 def cases(rng):
     """Every case, in the order the table prints them."""
-    return layer_cases(rng) + loss_cases(rng) + objective_cases(rng)
+    return layer_cases(rng) + loss_cases(rng) + objective_cases(rng) + likelihood.gradcheck_cases(rng)

@@ -155,13 +155,13 @@ def read_verified(name, data_dir, download=False, files=None):
     if not os.path.exists(path):
         if not download:
             raise DataError(f"{name} is missing: put a copy ({entry.size:,} bytes, {entry.algorithm} "
-                            f"{entry.digest}) at {path}, or pass download=True to fetch it")
+                            f"{entry.digest}) at {path}, or pass download=True (demo.py: --download) to fetch it")
         return _download(name, entry, path)
     with open(path, "rb") as f:
         raw = f.read()
     problem = _check(raw, entry)
     if problem:
-        raise DataError(f"{name} at {path}: {problem}; delete it and call again with download=True, "
+        raise DataError(f"{name} at {path}: {problem}; delete it and call again with download=True (demo.py: --download), "
                         f"or put a good copy at {path}")
     return raw
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from avb_np import backend, gradcheck_suite, layers, losses, models, objectives
+from avb_np import backend, gradcheck_suite, layers, likelihood, losses, models, network, objectives
 from avb_np.config import Config
 from avb_np.optim import Adam
 
@@ -116,6 +116,13 @@ def _parity_components(rng, N=4, D=5, H=3):
     comps["adversary_loss"] = (losses.adversary_loss, [f32(N, scale=3.0), f32(N, scale=3.0)])
     comps["gaussian_kl"] = (losses.gaussian_kl, [f32(N, 2), f32(N, 2, scale=0.5)])
     comps["standard_normal_log_density"] = (losses.standard_normal_log_density, [f32(N, 2)])
+    dec = {"dec": network.mlp("dec", [2, 5, D], "elu")}             # AIS's log joint and its z-gradient
+    names = sorted(network.param_shapes(dec["dec"]))
+    dec_params = network.init_params(dec["dec"], rng, np, np.float32)
+    comps["log_joint (z)"] = (lambda x, z, *p: likelihood.log_joint(dec, dict(zip(names, p)), x, z),
+                              [x, f32(N, 2), *(dec_params[k] for k in names)])
+    comps["gaussian_log_density (z)"] = (likelihood.gaussian_log_density,
+                                         [f32(N, 2), f32(N, 2), np.abs(f32(N, 2)) + np.float32(0.5)])
 
     def adam(w, g1, g2):                                          # three steps, lr 0.01
         p, opt = {"w": w.copy()}, Adam(0.01)
