@@ -4,6 +4,7 @@
     python demo.py digits               # 8x8 binarised digits, 2-d latent: exact and AIS (~2 min)
     python demo.py digits --z-dim 8     # a larger latent: AIS and importance sampling only
     python demo.py mnist --data-dir DIR [--download] [--source amat] [--z-dim 32]
+    python demo.py vi                   # black-box variational inference on exact targets (~2 min)
     python demo.py EXPERIMENT --help    # the flags of one experiment
 
 toy: AVB (Algorithm 1: adversary T(x, z), neural-sampler encoder) and the VAE baseline on the
@@ -17,7 +18,12 @@ annealed importance sampling (AIS) and importance sampling, and for a 2-d latent
 exactly by quadrature. Writes results.json, images.png (data, reconstructions, samples from
 the prior) and, for a 2-d latent, latent.png (test codes coloured by digit) and curves.png.
 
-Every experiment saves checkpoint.npz in --out every --save-every iterations, at the end and
+vi: AVB (with and without adaptive contrast) against mean-field and full-rank Gaussian VI on
+targets whose posteriors are known exactly: a banana, a two-component mixture and a ring in
+2-d (binned KL(q || p)), and Eight Schools, classic and with two mirror modes (posterior
+moments, log p(y), P(tau < 0) = 1/2). Writes vi_results.json, vi_2d.png and vi_schools.png.
+
+The toy, digits and mnist experiments save checkpoint.npz in --out every --save-every iterations, at the end and
 on Ctrl-C (which prints the command that resumes; the resumed run is bit for bit the
 uninterrupted one on NumPy).
 """
@@ -30,7 +36,8 @@ import sys
 
 import numpy as np
 
-from avb_np import backend, checkpoint, config, data, evaluation, plots, scoring, training, validate
+from avb_np import (backend, checkpoint, config, data, eight_schools, evaluation, plots, scoring, targets,
+                    training, validate, vi, vi_plots)
 
 METHODS = ("avb", "vae")
 
@@ -76,7 +83,9 @@ def parse_args(argv, experiment="toy"):
     """The flags of one experiment (`python demo.py EXPERIMENT --help` lists them)."""
     p = argparse.ArgumentParser(prog=f"demo.py {experiment}" if experiment != "toy" else "demo.py",
                                 description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    if experiment == "toy":
+    if experiment == "vi":
+        add_vi_arguments(p)
+    elif experiment == "toy":
         default, full = config.Config(), config.official_toy()
         add_training_flags(p, default, "avb_out")
         p.add_argument("--full", action="store_true", help=f"the official toy configuration: 256-wide "
@@ -267,7 +276,98 @@ def report_images(runs, dataset, cfg, args):
     return results
 
 
-EXPERIMENTS = {"toy": toy, "digits": images, "mnist": images}
+# ----------------------------------------------------------------------------- variational inference
+
+VI_TARGETS = {"banana": targets.banana, "mixture": targets.mixture, "ring": targets.ring,
+              "eight_schools": eight_schools.eight_schools, "eight_schools_mirror": eight_schools.eight_schools_mirror}
+
+
+def add_vi_arguments(p):
+    """The flags of `python demo.py vi`."""
+    d = vi.VIConfig()
+    p.add_argument("--steps", type=checked("steps", validate.positive_int), default=d.steps,
+                   help=f"iterations per method and target (default {d.steps})")
+    p.add_argument("--seed", type=checked("seed", validate.non_negative_int), default=0, help="random seed (default 0)")
+    p.add_argument("--targets", default=",".join(VI_TARGETS),
+                   help=f"comma-separated subset of {', '.join(VI_TARGETS)} (default: all)")
+    p.add_argument("--methods", default=",".join(vi.METHODS),
+                   help=f"comma-separated subset of {', '.join(vi.METHODS)} (default: all)")
+    p.add_argument("--adv-width", type=checked("adv_width", validate.positive_int), default=d.adv_width,
+                   help=f"adversary width (default {d.adv_width}; official 256)")
+    p.add_argument("--adv-blocks", type=checked("adv_blocks", validate.non_negative_int), default=d.adv_blocks,
+                   help=f"adversary residual blocks (default {d.adv_blocks}; official 5)")
+    p.add_argument("--out", default="avb_out/vi", help="output folder (default avb_out/vi)")
+
+
+def vi_table(results):
+    """Two tables: the 2-d targets (binned KL) and Eight Schools (posterior mean and sd)."""
+    lines = [f"{'2-d target':<22}{'method':<11}{'KL(q||p)':>9}{'q outside':>10}{'ELBO':>9}{'log Z':>9}{'train s':>8}"]
+    for name, res in results.items():
+        for m, r in res["methods"].items():
+            if "mu_mean" not in res["exact"]:
+                lines.append(f"{name:<22}{m:<11}{r['kl']:>9.3f}{r['outside']:>10.1%}{r['elbo']:>9.3f}"
+                             f"{res['log_Z']:>9.3f}{r['seconds']:>8.1f}")
+    cols = ["mu_mean", "mu_sd", "tau_mean", "tau_sd", "log_tau_sd", "p_tau_negative"]
+    heads = ["mu mean", "mu sd", "tau mean", "tau sd", "log tau sd", "P(tau<0)"]
+    lines += ["", f"{'Eight Schools':<22}{'method':<11}" + "".join(f"{h:>11}" for h in heads)
+              + f"{'ELBO':>9}{'log p(y)':>9}{'KL(marg.)':>10}{'train s':>8}"]
+    for name, res in results.items():
+        if "mu_mean" in res["exact"]:
+            rows = [("exact", res["exact"], None)] + [(m, r["stats"], r) for m, r in res["methods"].items()]
+            for m, stats, r in rows:
+                vals = "".join(f"{stats[c]:>11.3f}" if c in stats else f"{'-':>11}" for c in cols)
+                tail = (f"{r['elbo']:>9.3f}{res['log_Z']:>9.3f}{r['kl']:>10.3f}{r['seconds']:>8.1f}" if r
+                        else f"{'':>9}{res['log_Z']:>9.3f}")
+                lines.append(f"{name:<22}{m:<11}{vals}{tail}")
+    lines.append("ELBO: Monte Carlo of a true bound for the Gaussians; for AVB the adversary's estimate "
+                 "(can exceed log Z). KL(marg.): binned KL of the (mu, tau) marginals, a lower bound on KL(q || p).")
+    return "\n".join(lines)
+
+
+def vi_experiment(args, xp):
+    """Fit every method to every target, score against the exact answers, print, save, plot."""
+    names, methods = args.targets.split(","), args.methods.split(",")
+    for n in names:
+        if n not in VI_TARGETS:
+            sys.exit(f"demo.py vi: error: --targets must be among {', '.join(VI_TARGETS)}, got {n!r}")
+    for m in methods:
+        if m not in vi.METHODS:
+            sys.exit(f"demo.py vi: error: --methods must be among {', '.join(vi.METHODS)}, got {m!r}")
+    cfg = vi.VIConfig(steps=args.steps, adv_width=args.adv_width, adv_blocks=args.adv_blocks)
+    os.makedirs(args.out, exist_ok=True)
+    built = {name: VI_TARGETS[name]() for name in names}            # exact answers computed here
+    results, draws = {}, {m: {} for m in methods}
+    for i, (name, target) in enumerate(built.items()):
+        results[name] = {"log_Z": target.log_Z, "exact": target.exact, "methods": {}}
+        for j, method in enumerate(methods):
+            rng = np.random.default_rng([args.seed, i, j])          # one stream per (target, method)
+            try:
+                fit = vi.fit(target.log_density, target.dim, method, cfg, rng, name=name)
+            except vi.DivergenceError as err:
+                print(f"{name} {method}: {err}")
+                continue
+            results[name]["methods"][method] = vi.evaluate(fit, target, rng)
+            draws[method][name] = vi.samples(fit, 2000, rng)
+            r = results[name]["methods"][method]
+            print(f"{name} {method}: KL {r['kl']:.3f}  ELBO {r['elbo']:.3f}  (log Z {target.log_Z:.3f})  {r['seconds']:.1f} s")
+    print(vi_table(results))
+    results["config"] = vars(cfg) | {"seed": args.seed}
+    with open(os.path.join(args.out, "vi_results.json"), "w") as f:
+        json.dump(results, f, indent=2, default=list)
+    for file, kind in (("vi_2d.png", 2), ("vi_schools.png", 10)):
+        tgts = [t for t in built.values() if t.dim == kind]
+        done = {m: d for m, d in draws.items() if all(t.name in d for t in tgts)}
+        if tgts and done:
+            if kind == 2:                                          # the binned KL in each panel's title
+                kls = {m: {t.name: results[t.name]["methods"][m]["kl"] for t in tgts} for m in done}
+                vi_plots.figure_2d(tgts, done, os.path.join(args.out, file), kls)
+            else:
+                vi_plots.figure_marginals(tgts, done, os.path.join(args.out, file))
+    print(f"wrote vi_results.json and figures to {args.out}/")
+    return results
+
+
+EXPERIMENTS = {"toy": toy, "digits": images, "mnist": images, "vi": vi_experiment}
 
 
 def main(argv=None):
@@ -275,7 +375,7 @@ def main(argv=None):
     experiment = argv.pop(0) if argv and argv[0] in EXPERIMENTS else "toy"
     args = parse_args(argv, experiment)
     try:
-        xp = backend.use(args.backend) if args.backend else backend.current()
+        xp = backend.use(args.backend) if getattr(args, "backend", None) else backend.current()
     except backend.BackendError as err:
         sys.exit(f"demo.py: error: {err}")
     return EXPERIMENTS[experiment](args, xp)

@@ -145,10 +145,10 @@ def _anneal(nets, params, data, proposal, z_star, rng, n_temps, n_chains, n_leap
 
         def target(z):                                                  # the parts of log f at z
             return (*likelihood.log_joint(nets, params, x, z),
-                    *likelihood.gaussian_log_density(z, mean, std))
+                    *likelihood.proposal_log_density(proposal, z, mean, std))
 
-        z = draw(z_star[rows]) if reverse else likelihood.gaussian_sample(
-            mean, std, draw(rng.standard_normal((len(rows), Dz))))      # z_0 ~ r(z|x), or z*
+        z = draw(z_star[rows]) if reverse else likelihood.proposal_sample(
+            proposal, mean, std, rng, xp, dtype)                        # z_0 ~ r(z|x), or z*
         state = (z, *target(z))
         eps = xp.full((len(ks), 1), step_size, dtype=dtype)             # (P, 1) step per data point
         lw = xp.zeros(len(rows), dtype=np.float64)                      # (R,) log w, accumulated in float64

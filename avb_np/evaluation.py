@@ -26,7 +26,7 @@ def host_params(params):
 
 
 def logsumexp(a, axis):
-    """log sum exp(a) along `axis`, shifted by the max so nothing overflows."""
+    """log sum exp(a) along `axis`, shifted by the max so nothing overflows (host arrays)."""
     m = a.max(axis=axis, keepdims=True)
     return np.squeeze(m, axis) + np.log(np.exp(a - m).sum(axis=axis))
 

@@ -82,10 +82,10 @@ def check_directional(loss_fn, params, rng, h=1e-5):
 
 def format_table(rows):
     """rows: (component, parameter, relative error, tolerance) -> the printed table."""
-    lines = [f"{'component':<34} {'parameter':<16} {'rel. error':>10} {'tolerance':>10}  result",
-             "-" * 82]
+    lines = [f"{'component':<44} {'parameter':<16} {'rel. error':>10} {'tolerance':>10}  result",
+             "-" * 92]
     for comp, name, err, tol in rows:
-        lines.append(f"{comp:<34} {name:<16} {err:>10.2e} {tol:>10.0e}  "
+        lines.append(f"{comp:<44} {name:<16} {err:>10.2e} {tol:>10.0e}  "
                      f"{'pass' if err <= tol else 'FAIL'}")
     return "\n".join(lines)
 

@@ -9,7 +9,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import layers, likelihood, losses, models, objectives
+from . import layers, likelihood, losses, models, objectives, vi
 from .config import Config
 
 TOL_SMOOTH = 1e-7     # smooth functions: typical errors are 1e-11 to 1e-8
@@ -133,6 +133,11 @@ def objective_cases(rng, N=6):
     ]
 
 
-def cases(rng):
-    """Every case, in the order the table prints them."""
+def model_cases(rng):
+    """The layers, losses and objectives of the models, and AIS's gradients."""
     return layer_cases(rng) + loss_cases(rng) + objective_cases(rng) + likelihood.gradcheck_cases(rng)
+
+
+def cases(rng):
+    """Every case, in the order the table prints them: the models', then variational inference's."""
+    return model_cases(rng) + vi.gradcheck_cases(rng)

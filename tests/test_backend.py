@@ -121,7 +121,8 @@ def _parity_components(rng, N=4, D=5, H=3):
     dec_params = network.init_params(dec["dec"], rng, np, np.float32)
     comps["log_joint (z)"] = (lambda x, z, *p: likelihood.log_joint(dec, dict(zip(names, p)), x, z),
                               [x, f32(N, 2), *(dec_params[k] for k in names)])
-    comps["gaussian_log_density (z)"] = (likelihood.gaussian_log_density,
+    mixture = likelihood.Gaussian(None, None, prior_weight=0.3)   # only the weight is read
+    comps["proposal_log_density (z)"] = (lambda z, m, s: likelihood.proposal_log_density(mixture, z, m, s),
                                          [f32(N, 2), f32(N, 2), np.abs(f32(N, 2)) + np.float32(0.5)])
 
     def adam(w, g1, g2):                                          # three steps, lr 0.01
@@ -167,9 +168,10 @@ PARITY = _parity_components(np.random.default_rng(0))
 
 
 def test_parity_list_covers_the_gradcheck_suite():
-    """Runs without a GPU: the parity list has every component the gradcheck suite has, and
-    its residual inputs stay >= 1e-3 from the ReLU kink (so rounding cannot flip a sign)."""
-    suite = {c.component for c in gradcheck_suite.cases(np.random.default_rng(0))}
+    """Runs without a GPU: the parity list has every model component the gradcheck suite has
+    (variational inference's objectives are not in it), and its residual inputs stay >= 1e-3
+    from the ReLU kink (so rounding cannot flip a sign)."""
+    suite = {c.component for c in gradcheck_suite.model_cases(np.random.default_rng(0))}
     assert suite <= set(PARITY)
     h, W1, b1 = PARITY["residual (relu)"][1][:3]
     assert np.abs(h @ W1 + b1).min() >= 1e-3

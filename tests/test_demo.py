@@ -46,13 +46,15 @@ COMMON_FLAGS = ("--steps", "--seed", "--backend", "--out", "--lr-primal", "--lr-
 
 @pytest.mark.parametrize("experiment, flags", [
     ([], ("--full",)), (["digits"], ("--z-dim", "--ais-temps", "--ais-chains", "--n-test")),
-    (["mnist"], ("--z-dim", "--data-dir", "--download", "--source"))])
+    (["mnist"], ("--z-dim", "--data-dir", "--download", "--source")),
+    (["vi"], ("--targets", "--methods", "--adv-width", "--adv-blocks"))])
 def test_demo_help(experiment, flags):
     """`python demo.py [EXPERIMENT] --help` exits 0 and lists every flag of that experiment."""
     res = subprocess.run([sys.executable, "demo.py", *experiment, "--help"], cwd=REPO, capture_output=True,
                          text=True, timeout=60)
     assert res.returncode == 0, res.stderr
-    for flag in COMMON_FLAGS + flags:
+    common = ("--steps", "--seed", "--out") if experiment == ["vi"] else COMMON_FLAGS
+    for flag in common + flags:
         assert flag in res.stdout, flag
 
 
@@ -154,3 +156,22 @@ def test_mnist_demo_on_tiny_files(tmp_path, monkeypatch, capsys):
     with pytest.raises(SystemExit) as info:
         demo.main(["mnist", "--data-dir", str(tmp_path / "empty"), "--steps", "3"])
     assert "train-images-idx3-ubyte.gz" in str(info.value.code) and "--download" in str(info.value.code)
+
+
+def test_vi_demo(tmp_path, capsys):
+    """`python demo.py vi` for 20 iterations on one 2-d and one Eight Schools target: every method
+    is in the table and in vi_results.json, with finite numbers beside the exact answers, and
+    both figures are written; an unknown target is refused by name."""
+    out = tmp_path / "vi"
+    demo.main(["vi", "--steps", "20", "--targets", "banana,eight_schools_mirror", "--out", str(out)])
+    assert "Eight Schools" in capsys.readouterr().out
+    results = json.loads((out / "vi_results.json").read_text())
+    for target in ("banana", "eight_schools_mirror"):
+        assert set(results[target]["methods"]) == {"avb", "avb_ac", "meanfield", "fullrank"}
+        assert all(np.isfinite(r["elbo"]) for r in results[target]["methods"].values())
+    assert abs(results["eight_schools_mirror"]["exact"]["p_tau_negative"] - 0.5) < 1e-9
+    for name in ("vi_2d.png", "vi_schools.png"):
+        assert (out / name).stat().st_size > 10_000, name
+    with pytest.raises(SystemExit) as info:
+        demo.main(["vi", "--targets", "donut", "--out", str(out)])
+    assert "donut" in str(info.value.code)
