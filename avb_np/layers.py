@@ -70,12 +70,16 @@ def elu_backward(dout, neg):
 
 
 def relu_forward(x):
-    """ReLU: max(x, 0). The derivative at the kink x = 0 is taken to be 0."""
-    return array_module(x).maximum(x, 0), x
+    """ReLU: max(x, 0). The derivative at the kink x = 0 is taken to be 0.
+
+    The cache is the output, which is > 0 exactly where x > 0, so x need not be kept.
+    """
+    out = array_module(x).maximum(x, 0)
+    return out, out
 
 
-def relu_backward(dout, x):
-    return dout * (x > 0)
+def relu_backward(dout, out):
+    return dout * (out > 0)                        # f'(x) = 1 for x > 0, 0 otherwise
 
 
 def leaky_relu_forward(x, slope=0.2):
