@@ -70,6 +70,8 @@ NETWORKS = {
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 MATMUL = (1024, 256, 256)   # the adversary's (2N, H) x (H, H) at batch 512
 MATMUL_REPEATS = 10         # matmuls per timed call
+TIMED = {"avb_np": ("iteration", "guard", "matmul"),   # what each kind of worker times
+         "before": ("iteration",), "PyTorch": ("iteration", "matmul")}
 
 
 # ----------------------------------------------------------------------------- what is timed
@@ -303,7 +305,10 @@ class Worker:
             self.process.start()
         finally:
             for v, value in saved.items():
-                os.environ.pop(v) if value is None else os.environ.__setitem__(v, value)
+                if value is None:
+                    del os.environ[v]
+                else:
+                    os.environ[v] = value
 
     def __call__(self, *msg):
         self.conn.send(msg)
@@ -342,11 +347,14 @@ def subnormals(run):
 
 # ----------------------------------------------------------------------------- measuring
 
-def measure(workers, net_name, batch, method, threads, rounds, warmup):
-    """One row of the table: every worker's callables timed in interleaved rounds."""
-    calls = [(w, name) for w in workers for name in
-             (("iteration", "matmul") + (("guard",) if w.kind == "avb_np" else ()))
-             if w.kind != "before" or name == "iteration"]
+def measure(workers, net_name, batch, method, threads, rounds, warmup, settle):
+    """One row of the table: every worker's callables timed in interleaved rounds.
+
+    Before a call in another process than the previous one, wait `settle` seconds: a BLAS
+    thread pool keeps its threads spinning for a while after its last call (OpenBLAS about
+    2^28 cycles, ~0.1 s), which would take a core from the next process's threads.
+    """
+    calls = [(w, name) for w in workers for name in TIMED[w.kind]]
     for w in workers:
         w("setup", net_name, batch, method)
     for _ in range(warmup):
@@ -354,11 +362,15 @@ def measure(workers, net_name, batch, method, threads, rounds, warmup):
             w("time", name)
     times = {(w.kind, name): [] for w, name in calls}
     faults = {(w.kind, name): [] for w, name in calls}
+    last = None
     for r in range(rounds):
         for w, name in calls[r % len(calls):] + calls[:r % len(calls)]:
+            if settle and w is not last:
+                time.sleep(settle)
             seconds, n = w("time", name)
             times[w.kind, name].append(seconds)
             faults[w.kind, name].append(n)
+            last = w
     med = {key: float(np.median(v)) for key, v in times.items()}
     cfg = setting(net_name, batch)
     gflop = iteration_flops(cfg, models.build_nets(cfg, method), method) / 1e9
@@ -480,6 +492,9 @@ def main(argv=None):
     p.add_argument("--threads", type=int, nargs="+", help="BLAS threads (default 1 2)")
     p.add_argument("--rounds", type=int, help="timed rounds per setting (default 15)")
     p.add_argument("--warmup", type=int, help="untimed calls first (default 3)")
+    p.add_argument("--settle", type=float, default=0.15, metavar="SECONDS",
+                   help="with more than 1 thread, pause this long before switching to another "
+                        "library's process, so its thread pool has gone to sleep (default 0.15)")
     p.add_argument("--no-torch", action="store_true", help="leave PyTorch out even if installed")
     p.add_argument("--baseline", type=Path, metavar="DIR",
                    help="a checkout of another avb_np version, timed beside this one")
@@ -518,7 +533,8 @@ def main(argv=None):
         for net_name in args.networks:
             for batch in args.batch:
                 for method in args.methods:
-                    rows.append(measure(workers, net_name, batch, method, threads, args.rounds, args.warmup))
+                    rows.append(measure(workers, net_name, batch, method, threads, args.rounds,
+                                        args.warmup, args.settle if threads > 1 else 0))
                     print("  " + row_text(rows[-1], args.baseline, torch), file=sys.stderr, flush=True)
         for w in workers:
             w.close()
