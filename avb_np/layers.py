@@ -27,14 +27,23 @@ def init_affine(rng, n_in, n_out, xp, dtype, gain=1.0):
 
 def affine_forward(x, W, b):
     """out = x W + b.   x: (N, D), W: (D, H), b: (H,) -> out: (N, H)."""
-    out = x @ W + b                  # (N, H)
+    out = x @ W                      # (N, H)
+    out += b                         # in place: the bias adds no second (N, H) array
     return out, (x, W)
 
 
-def affine_backward(dout, cache):
-    """dout: (N, H) -> dx: (N, D), dW: (D, H), db: (H,)."""
+def affine_backward(dout, cache, param_grads=True, input_grad=True):
+    """dout: (N, H) -> dx: (N, D), dW: (D, H), db: (H,).
+
+    Each gradient costs work, so a caller can skip what it does not use:
+    param_grads=False returns dW = db = None (the parameters are held fixed, e.g. the
+    adversary's in the primal step); input_grad=False returns dx = None (the first layer of a
+    network, whose input is data or noise).
+    """
     x, W = cache
-    dx = dout @ W.T                  # (N, D)
+    dx = dout @ W.T if input_grad else None        # (N, D)
+    if not param_grads:
+        return dx, None, None
     dW = x.T @ dout                  # (D, H)
     db = dout.sum(axis=0)            # (H,)
     return dx, dW, db
@@ -44,10 +53,16 @@ def affine_backward(dout, cache):
 # Elementwise: out has the shape of x, and dx = dout * f'(x).
 
 def elu_forward(x):
-    """ELU: x for x > 0, e^x - 1 otherwise."""
+    """ELU: x for x > 0, e^x - 1 otherwise.
+
+    Three passes over x: e^x - 1 is taken of min(x, 0) only, so it cannot overflow, and with
+    expm1, which stays accurate near 0 where e^x - 1 would cancel. The cache `neg` is what the
+    backward needs: f'(x) = neg + 1.
+    """
     xp = array_module(x)
-    neg = xp.expm1(xp.minimum(x, 0))               # e^x - 1 for x <= 0, and 0 for x > 0
-    return xp.maximum(x, 0) + neg, neg             # (max + min is cheaper than xp.where)
+    neg = xp.minimum(x, 0)                         # min(x, 0)
+    xp.expm1(neg, out=neg)                         # e^x - 1 for x <= 0, and 0 for x > 0
+    return xp.maximum(x, neg), neg                 # x for x > 0; e^x - 1 (>= x) otherwise
 
 
 def elu_backward(dout, neg):
@@ -55,12 +70,16 @@ def elu_backward(dout, neg):
 
 
 def relu_forward(x):
-    """ReLU: max(x, 0). The derivative at the kink x = 0 is taken to be 0."""
-    return array_module(x).maximum(x, 0), x
+    """ReLU: max(x, 0). The derivative at the kink x = 0 is taken to be 0.
+
+    The cache is the output, which is > 0 exactly where x > 0, so x need not be kept.
+    """
+    out = array_module(x).maximum(x, 0)
+    return out, out
 
 
-def relu_backward(dout, x):
-    return dout * (x > 0)
+def relu_backward(dout, out):
+    return dout * (out > 0)                        # f'(x) = 1 for x > 0, 0 otherwise
 
 
 def leaky_relu_forward(x, slope=0.2):
@@ -141,15 +160,20 @@ def residual_forward(h, W1, b1, W2, b2, act="relu"):
     act_forward, _ = ACTIVATIONS[act]
     a, cache1 = affine_forward(h, W1, b1)          # (N, H) pre-activation
     r, cache_act = act_forward(a)                  # (N, H)
-    f, cache2 = affine_forward(r, W2, b2)          # (N, H) residual branch
-    return h + f, (cache1, cache_act, cache2, act)
+    out, cache2 = affine_forward(r, W2, b2)        # (N, H) residual branch f
+    out += h                                       # out = h + f, in place
+    return out, (cache1, cache_act, cache2, act)
 
 
-def residual_backward(dout, cache):
-    """dout: (N, H) -> dh, dW1, db1, dW2, db2. The skip path passes dout straight to h."""
+def residual_backward(dout, cache, param_grads=True):
+    """dout: (N, H) -> dh, dW1, db1, dW2, db2 (the last four None if param_grads=False).
+
+    The skip path passes dout straight to h.
+    """
     cache1, cache_act, cache2, act = cache
     _, act_backward = ACTIVATIONS[act]
-    dr, dW2, db2 = affine_backward(dout, cache2)
+    dr, dW2, db2 = affine_backward(dout, cache2, param_grads)
     da = act_backward(dr, cache_act)
-    dh_branch, dW1, db1 = affine_backward(da, cache1)
-    return dout + dh_branch, dW1, db1, dW2, db2
+    dh, dW1, db1 = affine_backward(da, cache1, param_grads)
+    dh += dout                                     # dL/dh = dout (skip) + branch, in place
+    return dh, dW1, db1, dW2, db2

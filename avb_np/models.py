@@ -45,8 +45,8 @@ def encode(nets, params, x, eps):
 
 
 def encode_backward(nets, dz, cache):
-    """dz: (N, Dz) -> grads of the encoder parameters phi (the gradients for x and eps are dropped)."""
-    _, grads = network.backward(nets["enc"], dz, cache)
+    """dz: (N, Dz) -> grads of the encoder parameters phi (the gradients for x and eps are not computed)."""
+    _, grads = network.backward(nets["enc"], dz, cache, input_grad=False)
     return grads
 
 
@@ -71,7 +71,8 @@ def encode_gaussian_backward(nets, dz, dmu, dlog_sigma, cache):
     xp = array_module(dz)
     dmu = dmu + dz                                          # z = mu + sigma * eps
     dlog_sigma = dlog_sigma + dz * eps * sigma              # dz/dlog_sigma = sigma * eps
-    _, grads = network.backward(nets["enc"], xp.concatenate([dmu, dlog_sigma], axis=1), net_cache)
+    dh = xp.concatenate([dmu, dlog_sigma], axis=1)          # (N, 2 Dz)
+    _, grads = network.backward(nets["enc"], dh, net_cache, input_grad=False)   # no dL/dx
     return grads
 
 
@@ -82,9 +83,9 @@ def decode(nets, params, z):
     return network.forward(nets["dec"], params, z)
 
 
-def decode_backward(nets, dlogits, cache):
-    """dlogits: (N, Dx) -> dz: (N, Dz), grads of theta."""
-    return network.backward(nets["dec"], dlogits, cache)
+def decode_backward(nets, dlogits, cache, param_grads=True):
+    """dlogits: (N, Dx) -> dz: (N, Dz), grads of theta ({} if param_grads=False: only dz wanted)."""
+    return network.backward(nets["dec"], dlogits, cache, param_grads)
 
 
 # ----------------------------------------------------------------------------- adversary
@@ -102,10 +103,16 @@ def adversary(nets, params, x, z, prior_term):
     return T, (cache, z, prior_term)
 
 
-def adversary_backward(nets, dT, cache):
-    """dT: (N,) -> dx: (N, Dx), dz: (N, Dz), grads of psi."""
+def adversary_backward(nets, dT, cache, param_grads=True, input_grad=True):
+    """dT: (N,) -> dx: (N, Dx), dz: (N, Dz), grads of psi.
+
+    The primal step holds psi fixed and needs only dz (param_grads=False: grads = {}); the
+    adversary's own step needs only its parameters (input_grad=False: dx = dz = None).
+    """
     net_cache, z, prior_term = cache
-    dxz, grads = network.backward(nets["adv"], dT[:, None], net_cache)   # (N, Dx + Dz)
-    Dz = z.shape[1]
+    dxz, grads = network.backward(nets["adv"], dT[:, None], net_cache, param_grads, input_grad)
+    if not input_grad:
+        return None, None, grads
+    Dz = z.shape[1]                                                       # dxz: (N, Dx + Dz)
     dx, dz = dxz[:, :-Dz], dxz[:, -Dz:] + 2 * prior_term * dT[:, None] * z  # d(c ||z||^2)/dz = 2 c z
     return dx, dz, grads

@@ -88,15 +88,24 @@ def forward(net, params, x):
     return x, caches
 
 
-def backward(net, dout, caches):
-    """Backpropagate dout = dLoss/dout through `net`. Returns (dx, grads) with grads keyed like params."""
+def backward(net, dout, caches, param_grads=True, input_grad=True):
+    """Backpropagate dout = dLoss/dout through `net`. Returns (dx, grads) with grads keyed like params.
+
+    By default everything is computed (what a gradient check wants). A training step can skip
+    the work it would throw away: param_grads=False gives grads = {} (the parameters are held
+    fixed, only dx is wanted), input_grad=False gives dx = None (the input is data or noise).
+    """
     grads = {}
-    for layer, cache in zip(reversed(net), reversed(caches)):
+    for i, (layer, cache) in enumerate(zip(reversed(net), reversed(caches))):
+        first = i == len(net) - 1                  # the layer that saw the network's input
         if isinstance(layer, Affine):
-            dout, grads[layer.name + ".W"], grads[layer.name + ".b"] = layers.affine_backward(dout, cache)
+            dout, dW, db = layers.affine_backward(dout, cache, param_grads, input_grad or not first)
+            if param_grads:
+                grads[layer.name + ".W"], grads[layer.name + ".b"] = dW, db
         elif isinstance(layer, Act):
             dout = layers.ACTIVATIONS[layer.kind][1](dout, cache)
         else:
-            dout, *g = layers.residual_backward(dout, cache)
-            grads.update({f"{layer.name}.{k}": gk for k, gk in zip(("W1", "b1", "W2", "b2"), g)})
-    return dout, grads
+            dout, *g = layers.residual_backward(dout, cache, param_grads)
+            if param_grads:
+                grads.update({f"{layer.name}.{k}": gk for k, gk in zip(("W1", "b1", "W2", "b2"), g)})
+    return (dout if input_grad else None), grads

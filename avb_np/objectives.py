@@ -26,7 +26,8 @@ def primal_loss(nets, params, x, eps, prior_term):
     logp, dlogp_dlogits = losses.bernoulli_log_likelihood(x, logits)   # log p(x|z_q): (N,)
     loss = (T - logp).mean()
     xp = array_module(T)
-    _, dz_T, _ = adversary_backward(nets, xp.full_like(T, 1 / N), adv_cache)  # psi's grads dropped
+    _, dz_T, _ = adversary_backward(nets, xp.full_like(T, 1 / N), adv_cache,
+                                    param_grads=False)            # dT/dz only: psi is held fixed
     dz_dec, grads = decode_backward(nets, -dlogp_dlogits / N, dec_cache)
     grads.update(encode_backward(nets, dz_T + dz_dec, enc_cache))
     return loss, grads
@@ -48,7 +49,8 @@ def dual_loss(nets, params, x, eps, z_p, prior_term):
     z2 = xp.concatenate([z_q, z_p])                                # (2N, Dz): positives, then negatives
     T, cache = adversary(nets, params, x2, z2, prior_term)         # (2N,)
     loss, dT_q, dT_p = losses.adversary_loss(T[:N], T[N:])
-    _, _, grads = adversary_backward(nets, xp.concatenate([dT_q, dT_p]), cache)   # dT: (2N,)
+    dT = xp.concatenate([dT_q, dT_p])                              # (2N,)
+    _, _, grads = adversary_backward(nets, dT, cache, input_grad=False)   # psi's grads only
     return loss, grads
 
 

@@ -32,6 +32,14 @@ class Adam:
         v <- beta2 v + (1 - beta2) g^2               second moment
         m_hat = m / (1 - beta1^t),  v_hat = v / (1 - beta2^t)
         theta <- theta - lr m_hat / (sqrt(v_hat) + eps)
+
+    The last line is computed in the equivalent order the paper suggests for efficiency (end of
+    its Section 2), which folds both bias corrections into scalars:
+
+        theta <- theta - lr_t m / (sqrt(v) + eps_t),
+        lr_t = lr sqrt(1 - beta2^t) / (1 - beta1^t),   eps_t = eps sqrt(1 - beta2^t)
+
+    so a step needs one scratch array per parameter, not one per operation.
     """
 
     def __init__(self, lr, beta1=0.9, beta2=0.999, eps=1e-8):
@@ -43,16 +51,24 @@ class Adam:
         self.t += 1
         c1 = 1 - self.beta1 ** self.t                      # bias corrections
         c2 = 1 - self.beta2 ** self.t
+        lr_t, eps_t = self.lr * c2 ** 0.5 / c1, self.eps * c2 ** 0.5
         for name, g in grads.items():
+            xp = array_module(g)
             if name not in self.m:
-                xp = array_module(g)
                 self.m[name], self.v[name] = xp.zeros_like(g), xp.zeros_like(g)
             m, v = self.m[name], self.v[name]
+            tmp = (1 - self.beta1) * g                     # the one scratch array
             m *= self.beta1
-            m += (1 - self.beta1) * g
+            m += tmp                                       # m <- beta1 m + (1 - beta1) g
+            xp.multiply(g, g, out=tmp)
+            tmp *= 1 - self.beta2
             v *= self.beta2
-            v += (1 - self.beta2) * (g * g)
-            params[name] -= self.lr * (m / c1) / ((v / c2) ** 0.5 + self.eps)
+            v += tmp                                       # v <- beta2 v + (1 - beta2) g^2
+            xp.sqrt(v, out=tmp)
+            tmp += eps_t
+            xp.divide(m, tmp, out=tmp)
+            tmp *= lr_t
+            params[name] -= tmp                            # theta <- theta - lr_t m / (sqrt(v) + eps_t)
 
     def state(self):
         """A snapshot of everything `load_state` needs: the step count and both moments per name."""
