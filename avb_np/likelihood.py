@@ -41,7 +41,7 @@ def log_joint(nets, params, x, z, with_grad=True):
     log_prior, dprior = losses.standard_normal_log_density(z)           # (R,), (R, Dz)
     if not with_grad:
         return log_lik + log_prior, None
-    dz, _ = models.decode_backward(nets, dlogits, cache)                # theta's grads are dropped
+    dz, _ = models.decode_backward(nets, dlogits, cache, param_grads=False)   # dz only, theta fixed
     return log_lik + log_prior, dz + dprior
 
 
