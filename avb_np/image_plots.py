@@ -14,9 +14,9 @@ from .layers import sigmoid  # noqa: E402
 
 
 def _tile(rows, shape):
-    """Images (K, H*W) -> one (H, K*(W+1)) strip with a 1-pixel gap between images."""
+    """Images (K, H*W) -> one (H, K*(W+1)) strip with a 1-pixel gap (NaN, drawn grey) between images."""
     H, W = shape
-    strip = np.ones((H, len(rows) * (W + 1)))
+    strip = np.full((H, len(rows) * (W + 1)), np.nan)
     for k, row in enumerate(rows):
         strip[:, k * (W + 1):k * (W + 1) + W] = row.reshape(H, W)
     return strip
@@ -36,8 +36,9 @@ def figure_images(runs, dataset, path, n=12, seed=4):
         strips.append(sigmoid(models.decode(run.nets, params, z_p)[0]))
         titles += [f"{name.upper()} reconstructions", f"{name.upper()} samples from the prior"]
     fig, axes = plt.subplots(len(strips), 1, figsize=(n * 0.8, 1.1 * len(strips)))
+    cmap = plt.get_cmap("gray_r").with_extremes(bad="#b0c4de")   # the gaps between images
     for ax, strip, title in zip(axes, strips, titles):
-        ax.imshow(_tile(strip, dataset.image_shape), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+        ax.imshow(_tile(strip, dataset.image_shape), cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
         ax.set_title(title, fontsize=9, loc="left")
         ax.axis("off")
     fig.tight_layout()
@@ -49,7 +50,7 @@ def figure_latent(runs, dataset, path, seed=5):
     """The 2-d latent plane: one encoder sample z ~ q(z|x) per test image, coloured by its label,
     one panel per model, over the prior's 1-, 2- and 3-sigma circles."""
     rng = np.random.default_rng(seed)
-    fig, axes = plt.subplots(1, len(runs), figsize=(5 * len(runs), 5))
+    fig, axes = plt.subplots(1, len(runs), figsize=(4.5 * len(runs) + 1, 4.5), layout="constrained")
     angle = np.linspace(0, 2 * np.pi, 200)
     for ax, (name, run) in zip(np.atleast_1d(axes), runs.items()):
         z = evaluation.sample_q(run, dataset.test, 1, rng)[:, 0]  # (K, 2)
