@@ -419,7 +419,10 @@ def train(run, data, steps, log=print, valid=None):
     iteration = avb_iteration if run.method == "avb" else vae_iteration
     last = run.step + steps
     t_log, step_log = time.perf_counter(), run.step
-    with np.errstate(under="ignore"):                     # underflow to 0 is a correct result, not divergence
+    # Underflow to 0 is a correct result, not divergence; the guard reports overflow and invalid
+    # values itself, so NumPy's default warnings about them would only repeat it ("raise" stays).
+    quiet = {k: "ignore" for k, how in np.geterr().items() if how == "warn"}
+    with np.errstate(**{**quiet, "under": "ignore"}):
         for _ in range(steps):
             with guard.iteration():
                 t0 = time.perf_counter()
