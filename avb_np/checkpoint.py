@@ -59,8 +59,8 @@ def save(path, runs):
         raise TypeError(f"runs must be a non-empty dict {{name: training.Run}}, got {runs!r}")
     arrays = {"format": np.array(FORMAT), "runs": _text(list(runs))}
     for name, run in runs.items():
-        if not isinstance(name, str) or not name or "/" in name:
-            raise ValueError(f"run names must be non-empty strings without '/', got {name!r}")
+        if not isinstance(name, str) or not name or not name.isprintable() or "/" in name or "\\" in name:
+            raise ValueError(f"run names must be non-empty printable strings without '/' or '\\', got {name!r}")
         training.check_run(run, f"runs[{name!r}]")
         arrays.update(_pack(name, run))
     target = os.path.realpath(path)               # through a symbolic link: keep the link

@@ -45,7 +45,7 @@ def _checked_model(nets, params, need=("dec",), names=("nets", "params")):
         xp = backend.array_module(*own.values())
     except TypeError as err:
         raise TypeError(f"{names[1]} must hold NumPy or CuPy arrays: {err}") from None
-    validate.arrays(names[1], own, shapes, None, xp)
+    validate.arrays(names[1], own, shapes, None, xp, writable=False)
 
 
 def _checked_run(run):
@@ -58,6 +58,11 @@ def _checked_run(run):
     _checked_model(run.nets, run.params, ("enc", "dec", "adv") if method == "avb" else ("enc", "dec"),
                    ("run.nets", "run.params"))
     return cfg
+
+
+def _lim(lim):
+    """The grid's half-width, within validate.LIM."""
+    return validate.finite_float("lim", lim, *validate.LIM)
 
 
 def _grid_memory(n, columns):
@@ -73,7 +78,7 @@ def logsumexp(a, axis):
 
 def grid(n=400, lim=6.0):
     """Cell centres z: (n*n, 2), row-major with z[:, 0] varying slowest; and the cell area."""
-    n, lim = validate.positive_int("n", n), validate.positive_float("lim", lim)
+    n, lim = validate.positive_int("n", n), _lim(lim)
     _grid_memory(n, 2)
     h = 2 * lim / n
     c = -lim + h * (np.arange(n) + 0.5)                   # (n,) centres along one axis
@@ -85,7 +90,7 @@ def decoded_grid(nets, params, n=400, lim=6.0):
     """The decoder run once over the grid: cell centres z: (G, 2), logits: (G, Dx), and
     log p(z_c) + log(cell area) - sum_i softplus(l_ci): (G,), the part of the log joint that
     does not depend on x. G = n * n."""
-    n, lim = validate.positive_int("n", n), validate.positive_float("lim", lim)
+    n, lim = validate.positive_int("n", n), _lim(lim)
     _checked_model(nets, params)
     _grid_memory(n, 4 + 2 * nets["dec"][-1].n_out)        # z, logits and their softplus, per-cell terms
     if nets["dec"][0].n_in != 2:                          # the grid covers a 2-d latent plane only
@@ -175,7 +180,7 @@ def posterior_kl(log_post, z, lim=6.0, bins=200):
     if not isinstance(z, np.ndarray) or z.ndim != 3 or z.shape[0] != log_post.shape[0] or z.shape[2] != 2:
         raise ValueError(f"z must be a (K={log_post.shape[0]}, S, 2) array from sample_q, got "
                          f"{getattr(z, 'shape', z)!r}")
-    lim, bins = validate.positive_float("lim", lim), validate.positive_int("bins", bins)
+    lim, bins = _lim(lim), validate.positive_int("bins", bins)
     K, n, _ = log_post.shape
     if n % bins:
         raise ValueError(f"bins must divide the grid size n={n}, got bins={bins}")
@@ -231,9 +236,11 @@ def evaluate(run, data, n_samples=200_000, n_mc=20_000, n=400, lim=6.0, bins=200
     cfg = _checked_run(run)
     data = validate.binary_data("data", data, cfg.x_dim).astype(np.float64)
     n_samples, n_mc = validate.positive_int("n_samples", n_samples), validate.positive_int("n_mc", n_mc)
-    n, lim, bins = validate.positive_int("n", n), validate.positive_float("lim", lim), validate.positive_int("bins", bins)
+    n, lim, bins = validate.positive_int("n", n), _lim(lim), validate.positive_int("bins", bins)
     if n % bins:                                          # before the work, not after it
         raise ValueError(f"bins must divide the grid size n={n}, got bins={bins}")
+    if n_mc > n_samples:
+        raise ValueError(f"n_mc must be at most n_samples={n_samples} (it uses the first n_mc of them), got {n_mc}")
     rng = np.random.default_rng(validate.non_negative_int("seed", seed))
     z = sample_q(run, data, n_samples, rng)                               # (K, S, 2)
     rec, kl = elbo_terms(run, data, z[:, :validate.positive_int("n_mc", n_mc)])

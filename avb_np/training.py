@@ -21,7 +21,7 @@ not, trains on when continued with a lower learning rate.
 import math
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 
 import numpy as np
 
@@ -35,7 +35,7 @@ from .optim import Adam
 
 PLAYERS = {"primal": ("enc.", "dec."), "dual": ("adv.",)}  # parameter prefixes of each player
 PLAYER_NAMES = {"primal": "the encoder/decoder (primal)", "dual": "the adversary (dual)"}
-NET_FIELDS = {"enc": "enc_hidden", "dec": "dec_hidden", "adv": "adv_width"}   # what sizes each network
+SIZE_FIELDS = ("x_dim", "z_dim", "eps_dim", "enc_hidden", "dec_hidden", "adv_width", "adv_blocks")
 LOSS_SCALE = 1e4  # a loss this many times that of a model that knows nothing is a runaway (loss_bound)
 
 
@@ -107,8 +107,8 @@ def check_size(cfg, nets, name="Config"):
     itemsize = np.dtype(cfg.dtype).itemsize
     counts = {net: sum(math.prod(s) for s in param_shapes(layers).values()) for net, layers in nets.items()}
     biggest, n_params = max(counts, key=counts.get), sum(counts.values())
-    field = NET_FIELDS[biggest]
-    validate.memory(f"{name}.{field}", getattr(cfg, field), 10 * n_params * itemsize,
+    sizes = ", ".join(f"{name}.{k}={getattr(cfg, k)!r}" for k in SIZE_FIELDS)
+    validate.memory(f"{name} network sizes", sizes, 10 * n_params * itemsize,
                     f"the networks' {n_params:.3g} parameters ({counts[biggest]:.3g} in {biggest}), held "
                     f"in {cfg.dtype} with their gradients, Adam's moments and the guard's copies,")
     per_row = sum(layer.n_in + layer.n_out if isinstance(layer, Affine) else 4 * layer.width
@@ -135,6 +135,9 @@ def check_run(run, name="run"):
                          "(training.new_run) for another model")
     nets = models.build_nets(cfg, method)
     check_size(cfg, nets, f"{name}.cfg")
+    if not isinstance(run.nets, dict) or _without_gains(run.nets) != _without_gains(nets):
+        raise ValueError(f"{name}.nets are not the networks of {name}.cfg; keep the layer lists that "
+                         "new_run or checkpoint.load made")
     xp = validate.array_library(f"{name}.xp", run.xp)
     shapes = {k: s for net in nets.values() for k, s in param_shapes(net).items()}
     validate.arrays(f"{name}.params", run.params, shapes, cfg.dtype, xp)
@@ -161,6 +164,13 @@ def check_run(run, name="run"):
         if opt is not None:
             opt.lr = run.applied[f"lr_{player}"] = getattr(cfg, f"lr_{player}")
     return run
+
+
+def _without_gains(nets):
+    """The layer lists with their initial gains set to 0: gains act at initialisation only."""
+    return {key: [replace(layer, gain=0.0) if is_dataclass(layer) and hasattr(layer, "gain") else layer
+                  for layer in (layers if isinstance(layers, list) else [layers])]
+            for key, layers in nets.items()}
 
 
 def loss_bound(cfg):
@@ -358,9 +368,11 @@ class _Guard:
         run, (player, iteration) = self.run, err.blame
         if player is None:                                 # the state this call started from
             self._restore(min(self.saved))
+            advice = ("its configuration gives a model whose losses are out of bounds from the start "
+                      "(look at Config.prior_term and out_gain)" if iteration == 0 else
+                      "load an earlier checkpoint or start a new run (training.new_run)")
             raise ValueError(f"run does not train from its state at iteration {iteration}: {err.what}, "
-                             "before any step of this call. Load an earlier checkpoint or start a new "
-                             "run (training.new_run)") from None
+                             f"before any step of this call; {advice}") from None
         cause = f"after the step of {PLAYER_NAMES[player]}, {err.what}"
         if err.mixed:                                      # the primal loss after both players' steps
             if self._sane_with_old_adversary(iteration):

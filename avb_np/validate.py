@@ -26,6 +26,9 @@ PARAM_BOUND = 1e6       # |parameter| beyond this means a run diverged: initial 
                         # 1.4 in size, and Adam moves a weight by about lr per step, a step that float32
                         # cannot even represent on a weight of 1e6 (its spacing there is 0.06)
 OUT_GAIN_MAX = 100.0    # Config.out_gain: 1 is the usual unit-variance scale, the default 0.1
+LIM = (1e-3, 40.0)      # the half-width of an evaluation grid: beyond 40, N(0, 1) has no mass a float64 holds
+MAX_DEPTH = 10_000      # layers of one network (hidden widths, residual blocks); the memory a
+                        # network needs is checked once its layer list exists (training.check_size)
 BINARISE = ("binarise with (x > 0.5).astype(float), or dynamically with "
             "(rng.random(x.shape) < x).astype(float) for intensities in [0, 1]")
 
@@ -122,7 +125,10 @@ def _is_device_array(a):
 def same_backend(name, arrays, xp):
     """Every array of the dict `arrays` belongs to the array module `xp` (numpy or cupy)."""
     for key, a in arrays.items():
-        module = backend.array_module(a)       # TypeError for non-arrays
+        try:
+            module = backend.array_module(a)
+        except TypeError:
+            raise TypeError(f"{name}[{key!r}] must be a NumPy or CuPy array, got {type(a).__name__}") from None
         if module is not xp:
             raise TypeError(f"{name}[{key!r}] is a {backend.module_name(module)} array but the run's "
                             f"backend is {backend.module_name(xp)}; move it with "
@@ -157,6 +163,8 @@ def widths(name, value):
     """Hidden-layer widths: a tuple (or list) of positive integers, returned as a tuple of ints."""
     if not isinstance(value, (tuple, list)):
         raise TypeError(f"{name} must be a tuple of layer widths, got {value!r} ({type(value).__name__})")
+    if len(value) > MAX_DEPTH:
+        raise ValueError(f"{name} must have at most {MAX_DEPTH} layers (avb_np.validate.MAX_DEPTH), got {len(value)}")
     return tuple(positive_int(f"{name}[{i}]", size) for i, size in enumerate(value))
 
 
@@ -182,11 +190,11 @@ def generator(name, rng):
     return rng
 
 
-def memory(name, value, nbytes, what):
-    """Refuse a request (argument `name` = `value`) whose arrays would need more than MAX_BYTES,
-    before any is allocated."""
+def memory(name, given, nbytes, what):
+    """Refuse a request (argument `name`, whose value `given` is shown as it is) whose arrays
+    would need more than MAX_BYTES, before any is allocated."""
     if nbytes > MAX_BYTES:
-        raise ValueError(f"{name} is too large, got {value!r}: {what} would need about {nbytes / 2**30:.3g} GiB, above "
+        raise ValueError(f"{name}: too large, got {given}; {what} would need about {nbytes / 2**30:.3g} GiB, above "
                          f"the limit of {MAX_BYTES / 2**30:g} GiB (avb_np.validate.MAX_BYTES; raise it on "
                          "a machine with more memory)")
     return nbytes
@@ -212,6 +220,8 @@ def config(cfg, method, name="Config"):
         out[field] = positive_int(f"{name}.{field}", getattr(cfg, field))
     for field in ("eps_dim", "adv_blocks", "seed", "log_every", "eval_every"):
         out[field] = non_negative_int(f"{name}.{field}", getattr(cfg, field))
+    if out["adv_blocks"] > MAX_DEPTH:
+        raise ValueError(f"{name}.adv_blocks must be at most {MAX_DEPTH} (avb_np.validate.MAX_DEPTH), got {out['adv_blocks']}")
     if method == "avb" and out["eps_dim"] == 0:
         raise ValueError(f"{name}.eps_dim must be >= 1 for the AVB encoder, got 0: without noise "
                          "z = g(x) is a point mass, whose KL to the prior is infinite")
@@ -243,13 +253,18 @@ def layout(label, got, shapes, dtype, complete=True):
     return problems
 
 
-def arrays(name, values, shapes, dtype, xp, bound=PARAM_BOUND, complete=True):
+def arrays(name, values, shapes, dtype, xp, bound=PARAM_BOUND, complete=True, writable=True):
     """A dict {name: array} of module `xp` with the names, shapes and dtype of `shapes` (see
-    `layout`), whose values are finite and at most `bound` in size (math.inf: finite only).
-    The size check is one reduction per array and one host sync."""
+    `layout`), whose values are finite and at most `bound` in size (math.inf: finite only), and
+    writable if asked (training updates them in place). The size check is one reduction per
+    array and one host sync."""
     if not isinstance(values, dict):
         raise TypeError(f"{name} must be a dict {{parameter name: array}}, got {type(values).__name__}")
     same_backend(name, values, xp)
+    for k, a in values.items():
+        if writable and not getattr(a.flags, "writeable", True):
+            raise ValueError(f"{name}[{k!r}] is read-only, but training updates it in place; give it a copy "
+                             "(array.copy())")
     problems = layout(lambda k: f"{name}[{k!r}]", {k: (a.shape, a.dtype) for k, a in values.items()},
                       shapes, dtype, complete)
     if problems:

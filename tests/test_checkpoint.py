@@ -140,8 +140,9 @@ def test_interrupted_save_keeps_the_previous_checkpoint(error, monkeypatch, tmp_
 
 def test_save_refuses_bad_runs(tmp_path):
     run = training.new_run(tiny(), "vae", np)
-    with pytest.raises(ValueError, match="run names"):
-        checkpoint.save(tmp_path / "c.npz", {"a/b": run})
+    for name in ("a/b", "", "a\0b", 3):
+        with pytest.raises(ValueError, match="run names"):
+            checkpoint.save(tmp_path / "c.npz", {name: run})
     with pytest.raises(TypeError, match=r"runs\['vae'\]"):
         checkpoint.save(tmp_path / "c.npz", {"vae": dataclasses.asdict(tiny())})
     assert os.listdir(tmp_path) == []

@@ -75,6 +75,7 @@ BAD_CONFIG = [  # (field, value, error)
     ("dtype", np.float32, TypeError), ("dynamic", "yes", TypeError), ("dynamic", 1, TypeError),
     ("out_gain", 1e9, ValueError), ("lr_dual", 10**400, ValueError), ("lr_primal", Fraction(1, 0 + 10**400), ValueError),
     ("batch_size", 10**12, ValueError), ("enc_hidden", (10**6, 10**6), ValueError), ("adv_width", 10**6, ValueError),
+    ("adv_blocks", 10**12, ValueError), ("dec_hidden", (4,) * 10**5, ValueError), ("x_dim", 10**30, ValueError),
     ("enc_hidden", [8, "8"], TypeError), ("seed", np.float64(1.0), TypeError),
 ]
 
@@ -106,13 +107,13 @@ def test_sizes_beyond_the_memory_limit_are_refused_before_allocating():
     """A batch or networks whose arrays would exceed validate.MAX_BYTES are refused with the
     argument, the estimate and the limit, instead of a MemoryError from NumPy (or swapping)."""
     message = raises(ValueError, lambda: training.new_run(tiny(batch_size=10**9), "avb", np),
-                     "Config.batch_size is too large, got 1000000000", "GiB", "avb_np.validate.MAX_BYTES")
+                     "Config.batch_size: too large, got 1000000000", "GiB", "avb_np.validate.MAX_BYTES")
     assert "one step's activations" in message
     raises(ValueError, lambda: training.new_run(tiny(dec_hidden=(10**5, 10**5)), "vae", np),
-           "Config.dec_hidden is too large", "1e+10 parameters", "MAX_BYTES")
+           "Config network sizes: too large, got", "Config.dec_hidden=(100000, 100000)", "1e+10 parameters", "MAX_BYTES")
     run = training.new_run(tiny(), "avb", np)
     run.cfg.batch_size = 10**9                             # changed after new_run: checked by train
-    raises(ValueError, lambda: training.train(run, toy_data(), 1), "run.cfg.batch_size is too large, got 1000000000", "GiB")
+    raises(ValueError, lambda: training.train(run, toy_data(), 1), "run.cfg.batch_size: too large, got 1000000000", "GiB")
 
 
 def test_unknown_config_attribute_is_refused():
@@ -159,6 +160,11 @@ def test_config_edited_after_new_run_is_checked_when_training_starts(field, valu
     (lambda run: run.history["primal"].append(1.0), ValueError, ["run.history", "one length"]),
     (lambda run: run.history.update(primal=[np.float32(1)] * 2), TypeError, ["run.history['primal']", "float32"]),
     (lambda run: setattr(run, "opt_dual", None), TypeError, ["run.opt_dual", "Adam", "NoneType"]),
+    (lambda run: setattr(run, "nets", None), ValueError, ["run.nets are not the networks of run.cfg"]),
+    (lambda run: run.params.update({"dec.0.b": np.broadcast_to(np.float32(0), (16,))}), ValueError,
+     ["run.params['dec.0.b'] is read-only", "copy"]),
+    (lambda run: run.params.update({"dec.0.b": [0.0] * 16}), TypeError,
+     ["run.params['dec.0.b'] must be a NumPy or CuPy array, got list"]),
 ])
 def test_damaged_run_is_refused_before_training(damage, error, words):
     """train (and checkpoint.save, through check_run) refuse a run whose parameters, optimiser
@@ -219,11 +225,15 @@ def test_more_bad_evaluation_arguments():
     raises(ValueError, lambda: evaluation.evaluate(run, data, seed=-1, **quick), "seed", "got -1")
     raises(TypeError, lambda: evaluation.evaluate(run, data, seed=None, **quick), "seed", "None")
     raises(TypeError, lambda: evaluation.evaluate(run, data, **{**quick, "n_mc": 2.5}), "n_mc", "2.5")
+    raises(ValueError, lambda: evaluation.evaluate(run, data, **{**quick, "n_mc": 11}), "n_mc must be at most n_samples=10",
+           "got 11")
+    raises(ValueError, lambda: evaluation.evaluate(run, data, lim=1e300, **quick), "lim", "<= 40", "1e+300")
+    raises(ValueError, lambda: evaluation.log_likelihood(run.nets, run.params, data, n=20, lim=1e-300), "lim", ">= 0.001")
     raises(TypeError, lambda: evaluation.sample_q(run, data, 5, None), "rng", "numpy.random.Generator")
     raises(TypeError, lambda: evaluation.sample_q(run, data, 5, 0), "rng", "numpy.random.Generator")
     raises(ValueError, lambda: evaluation.sample_q(run, data, 10**12, np.random.default_rng(0)),
-           "n_samples is too large, got 1000000000000", "GiB")
-    raises(ValueError, lambda: evaluation.log_likelihood(run.nets, run.params, data, n=10**6), "n is too large", "GiB")
+           "n_samples: too large, got 1000000000000", "GiB")
+    raises(ValueError, lambda: evaluation.log_likelihood(run.nets, run.params, data, n=10**6), "n: too large, got 1000000", "GiB")
     raises(TypeError, lambda: evaluation.evaluate(vars(run), data, **quick), "run must be a training.Run", "dict")
     raises(TypeError, lambda: evaluation.log_likelihood(None, run.params, data, n=20), "nets", "NoneType")
     raises(TypeError, lambda: evaluation.log_likelihood(run.nets, [1, 2], data, n=20), "params", "list")
