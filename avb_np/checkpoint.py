@@ -286,7 +286,7 @@ def _unpack(path, zf, entries, name, expected_cfg, xp):
         run = Run(cfg, method, nets, _under(read, f"{name}/param/"), optimisers["primal"],
                   optimisers.get("dual"), rng, xp, meta["step"], meta["seconds"], meta["history"])
         return training.check_run(run, name)
-    except (KeyError, TypeError, ValueError, AttributeError) as err:
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as err:
         raise CheckpointError(f"{where} holds a run that cannot continue ({type(err).__name__}: {err}). "
                               "Load an earlier checkpoint or start a new run.") from None
 

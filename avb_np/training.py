@@ -36,6 +36,7 @@ from .optim import Adam
 PLAYERS = {"primal": ("enc.", "dec."), "dual": ("adv.",)}  # parameter prefixes of each player
 PLAYER_NAMES = {"primal": "the encoder/decoder (primal)", "dual": "the adversary (dual)"}
 SIZE_FIELDS = ("x_dim", "z_dim", "eps_dim", "enc_hidden", "dec_hidden", "adv_width", "adv_blocks")
+PENDING = 99      # checks gathered before the guard reads them, at the latest (33 steps)
 LOSS_SCALE = 1e4  # a loss this many times that of a model that knows nothing is a runaway (loss_bound)
 
 
@@ -296,6 +297,8 @@ class _Guard:
 
     def _expect(self, sizes, names, bound, blame, what, mixed=False):
         self.pending.append((sizes / bound, names, bound, blame, what, mixed))
+        if len(self.pending) >= PENDING:                   # many adversary steps: read them now
+            self.verify()
 
     def verify(self):
         """Read the gathered checks (one host sync); raise _Diverged for the first that failed."""

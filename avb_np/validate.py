@@ -26,6 +26,8 @@ PARAM_BOUND = 1e6       # |parameter| beyond this means a run diverged: initial 
                         # 1.4 in size, and Adam moves a weight by about lr per step, a step that float32
                         # cannot even represent on a weight of 1e6 (its spacing there is 0.06)
 OUT_GAIN_MAX = 100.0    # Config.out_gain: 1 is the usual unit-variance scale, the default 0.1
+PRIOR_TERM_MAX = 100.0  # |Config.prior_term| c in T = NN + c ||z||^2: 0.5 makes it -log p(z) up to a
+                        # constant, 1 is the official notebook's; beyond 100 it would swamp the network
 LIM = (1e-3, 40.0)      # the half-width of an evaluation grid: beyond 40, N(0, 1) has no mass a float64 holds
 MAX_DEPTH = 10_000      # layers of one network (hidden widths, residual blocks); the memory a
                         # network needs is checked once its layer list exists (training.check_size)
@@ -233,7 +235,7 @@ def config(cfg, method, name="Config"):
     out["lr_primal"] = positive_float(f"{name}.lr_primal", cfg.lr_primal)
     out["lr_dual"] = positive_float(f"{name}.lr_dual", cfg.lr_dual)
     out["out_gain"] = finite_float(f"{name}.out_gain", cfg.out_gain, minimum=0.0, maximum=OUT_GAIN_MAX)
-    out["prior_term"] = finite_float(f"{name}.prior_term", cfg.prior_term)
+    out["prior_term"] = finite_float(f"{name}.prior_term", cfg.prior_term, -PRIOR_TERM_MAX, PRIOR_TERM_MAX)
     return dataclasses.replace(cfg, **out)
 
 

@@ -75,7 +75,7 @@ BAD_CONFIG = [  # (field, value, error)
     ("dtype", np.float32, TypeError), ("dynamic", "yes", TypeError), ("dynamic", 1, TypeError),
     ("out_gain", 1e9, ValueError), ("lr_dual", 10**400, ValueError), ("lr_primal", Fraction(1, 0 + 10**400), ValueError),
     ("batch_size", 10**12, ValueError), ("enc_hidden", (10**6, 10**6), ValueError), ("adv_width", 10**6, ValueError),
-    ("adv_blocks", 10**12, ValueError), ("dec_hidden", (4,) * 10**5, ValueError), ("x_dim", 10**30, ValueError),
+    ("adv_blocks", 10**12, ValueError), ("prior_term", 1e6, ValueError), ("dec_hidden", (4,) * 10**5, ValueError), ("x_dim", 10**30, ValueError),
     ("enc_hidden", [8, "8"], TypeError), ("seed", np.float64(1.0), TypeError),
 ]
 
