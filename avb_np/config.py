@@ -1,6 +1,13 @@
 """The configuration of a run: network sizes, optimisation and numerics, one comment per field."""
 from dataclasses import asdict, dataclass
 
+# The fields that define a run's networks, the numbers they hold and its random stream: fixed
+# once a run exists (train refuses a run whose cfg changed them; a checkpoint must match them).
+# The others may change between calls of train: steps, learning rates, batch size, adversary
+# steps, logging, dynamic binarisation, and out_gain, which acts at initialisation only.
+FIXED = ("x_dim", "z_dim", "eps_dim", "enc_hidden", "dec_hidden", "act", "adv_width", "adv_blocks",
+         "prior_term", "dtype", "seed")
+
 
 @dataclass
 class Config:

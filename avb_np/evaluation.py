@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from . import losses, models, validate
+from . import backend, losses, models, network, validate
 from .backend import to_host
 from .layers import softplus
 
@@ -22,7 +22,52 @@ CHUNK = 65536  # rows per network pass in evaluation, to bound memory (~100 MB p
 
 def host_params(params):
     """A float64 NumPy copy of a parameter dict."""
+    if not isinstance(params, dict):
+        raise TypeError(f"params must be a dict {{parameter name: array}}, got {type(params).__name__}")
     return {k: to_host(v).astype(np.float64) for k, v in params.items()}
+
+
+def _checked_model(nets, params, need=("dec",), names=("nets", "params")):
+    """Check the networks `need` of `nets` (layer lists, as models.build_nets makes them) and
+    that `params` holds each of their parameters with its shape, finite and within
+    validate.PARAM_BOUND (other entries are ignored)."""
+    if not isinstance(nets, dict) or not all(
+            isinstance(nets.get(k), list) and nets[k] and all(isinstance(layer, (network.Affine, network.Act,
+                                                                               network.Residual)) for layer in nets[k])
+            for k in need):
+        raise TypeError(f"{names[0]} must be a dict of layer lists with the networks {list(need)} "
+                        f"(run.nets, from models.build_nets), got {type(nets).__name__}")
+    shapes = {k: s for key in need for k, s in network.param_shapes(nets[key]).items()}
+    if not isinstance(params, dict):
+        raise TypeError(f"{names[1]} must be a dict {{parameter name: array}}, got {type(params).__name__}")
+    own = {k: params[k] for k in shapes if k in params}
+    try:
+        xp = backend.array_module(*own.values())
+    except TypeError as err:
+        raise TypeError(f"{names[1]} must hold NumPy or CuPy arrays: {err}") from None
+    validate.arrays(names[1], own, shapes, None, xp, writable=False)
+
+
+def _checked_run(run):
+    """A run (training.Run, from new_run or checkpoint.load) whose configuration is valid and
+    whose parameters fit its networks; returns its configuration."""
+    if not all(hasattr(run, a) for a in ("cfg", "method", "nets", "params")):
+        raise TypeError(f"run must be a training.Run (from new_run or checkpoint.load), got {type(run).__name__}")
+    method = validate.choice("run.method", run.method, validate.METHODS)
+    cfg = validate.config(run.cfg, method, "run.cfg")
+    _checked_model(run.nets, run.params, ("enc", "dec", "adv") if method == "avb" else ("enc", "dec"),
+                   ("run.nets", "run.params"))
+    return cfg
+
+
+def _lim(lim):
+    """The grid's half-width, within validate.LIM."""
+    return validate.finite_float("lim", lim, *validate.LIM)
+
+
+def _grid_memory(n, columns):
+    """Refuse an n x n grid whose float64 arrays, `columns` values per cell, exceed validate.MAX_BYTES."""
+    validate.memory("n", n, 8 * n * n * columns, f"a {n} x {n} grid with {columns} values per cell")
 
 
 def logsumexp(a, axis):
@@ -33,6 +78,8 @@ def logsumexp(a, axis):
 
 def grid(n=400, lim=6.0):
     """Cell centres z: (n*n, 2), row-major with z[:, 0] varying slowest; and the cell area."""
+    n, lim = validate.positive_int("n", n), _lim(lim)
+    _grid_memory(n, 2)
     h = 2 * lim / n
     c = -lim + h * (np.arange(n) + 0.5)                   # (n,) centres along one axis
     z = np.stack(np.meshgrid(c, c, indexing="ij"), axis=-1).reshape(-1, 2)
@@ -43,7 +90,9 @@ def decoded_grid(nets, params, n=400, lim=6.0):
     """The decoder run once over the grid: cell centres z: (G, 2), logits: (G, Dx), and
     log p(z_c) + log(cell area) - sum_i softplus(l_ci): (G,), the part of the log joint that
     does not depend on x. G = n * n."""
-    n, lim = validate.positive_int("n", n), validate.positive_float("lim", lim)
+    n, lim = validate.positive_int("n", n), _lim(lim)
+    _checked_model(nets, params)
+    _grid_memory(n, 4 + 2 * nets["dec"][-1].n_out)        # z, logits and their softplus, per-cell terms
     if nets["dec"][0].n_in != 2:                          # the grid covers a 2-d latent plane only
         raise ValueError(f"exact evaluation by quadrature needs z_dim=2, this decoder takes "
                          f"z_dim={nets['dec'][0].n_in}; use avb_np.ais for larger latents")
@@ -61,7 +110,9 @@ def log_joint(nets, params, data, n=400, lim=6.0):
     log p(x|z_c) = sum_i [x_i l_ci - softplus(l_ci)] (losses.bernoulli_log_likelihood), so for
     all rows at once it is one matmul, data @ logits.T, plus a term per cell.
     """
+    _checked_model(nets, params)
     data = validate.binary_data("data", data, nets["dec"][-1].n_out)
+    _grid_memory(validate.positive_int("n", n), 2 * len(data))   # the (K, G) result and a temporary
     _, logits, per_cell = decoded_grid(nets, params, n, lim)
     return data.astype(np.float64) @ logits.T + per_cell   # (K, Dx) @ (Dx, G) + (G,) -> (K, G)
 
@@ -70,6 +121,7 @@ def log_likelihood_per_point(nets, params, data, n=400, lim=6.0):
     """log p(x_k) = logsumexp over cells of the log joint, for each data row: (K,).
 
     Rows are taken a few at a time, so memory stays near CHUNK * 8 floats whatever K is."""
+    _checked_model(nets, params)
     data = validate.binary_data("data", data, nets["dec"][-1].n_out).astype(np.float64)
     _, logits, per_cell = decoded_grid(nets, params, n, lim)
     rows = max(1, 8 * CHUNK // len(per_cell))             # data rows per (rows, G) block
@@ -95,9 +147,13 @@ def _normalise(lj, n):
 
 def sample_q(run, data, n_samples, rng):
     """n_samples encoder samples per data row, z: (K, S, Dz), on the host in float64."""
+    cfg = _checked_run(run)
     n_samples = validate.positive_int("n_samples", n_samples)
-    data = validate.binary_data("data", data, run.cfg.x_dim)
-    params, cfg = host_params(run.params), run.cfg
+    data = validate.binary_data("data", data, cfg.x_dim)
+    validate.generator("rng", rng)
+    validate.memory("n_samples", n_samples, 8 * len(data) * n_samples * cfg.z_dim,
+                    f"{n_samples} samples of z for each of the {len(data)} data rows")
+    params = host_params(run.params)
     noise_dim = cfg.eps_dim if run.method == "avb" else cfg.z_dim
     encode = models.encode if run.method == "avb" else models.encode_gaussian
     z = np.empty((len(data), n_samples, cfg.z_dim))
@@ -119,6 +175,12 @@ def posterior_kl(log_post, z, lim=6.0, bins=200):
     the defaults, 200 x 200 bins of width 0.06 and 200k samples, keep both small (for the demo's
     AVB run, 50 / 100 / 200 bins give 0.16 / 0.21 / 0.23 nats: q's sharp edges need fine bins).
     """
+    if not isinstance(log_post, np.ndarray) or log_post.ndim != 3 or log_post.shape[1] != log_post.shape[2]:
+        raise ValueError(f"log_post must be a (K, n, n) array from log_posterior, got {getattr(log_post, 'shape', log_post)!r}")
+    if not isinstance(z, np.ndarray) or z.ndim != 3 or z.shape[0] != log_post.shape[0] or z.shape[2] != 2:
+        raise ValueError(f"z must be a (K={log_post.shape[0]}, S, 2) array from sample_q, got "
+                         f"{getattr(z, 'shape', z)!r}")
+    lim, bins = _lim(lim), validate.positive_int("bins", bins)
     K, n, _ = log_post.shape
     if n % bins:
         raise ValueError(f"bins must divide the grid size n={n}, got bins={bins}")
@@ -139,8 +201,12 @@ def elbo_terms(run, data, z):
     """Per data row: the reconstruction error E_q[-log p(x|z)] from encoder samples z: (K, S, Dz),
     and KL(q(z|x) || p(z)): E_q[T(x, z)] for AVB (the adversary's estimate), analytic for the
     VAE. Returns (reconstruction error (K,), kl (K,)), host float64, chunked to bound memory."""
-    data = validate.binary_data("data", data, run.cfg.x_dim).astype(np.float64)
-    params, cfg = host_params(run.params), run.cfg
+    cfg = _checked_run(run)
+    data = validate.binary_data("data", data, cfg.x_dim).astype(np.float64)
+    if not isinstance(z, np.ndarray) or z.ndim != 3 or z.shape[0] != len(data) or z.shape[2] != cfg.z_dim:
+        raise ValueError(f"z must be a (K={len(data)}, S, Dz={cfg.z_dim}) array from sample_q, got "
+                         f"{getattr(z, 'shape', z)!r}")
+    params = host_params(run.params)
     K, S, Dz = z.shape
     rec, kl = np.empty(K), np.empty(K)
     rows = max(1, CHUNK // S)                                             # data rows per pass
@@ -167,8 +233,15 @@ def evaluate(run, data, n_samples=200_000, n_mc=20_000, n=400, lim=6.0, bins=200
     elbo                  -(reconstruction_error + kl): an estimate for AVB, exact up to MC for the VAE
     posterior_kl          KL(q(z|x) || p(z|x)) from all n_samples samples, binned (see posterior_kl)
     """
-    data = validate.binary_data("data", data, run.cfg.x_dim).astype(np.float64)
-    rng = np.random.default_rng(seed)
+    cfg = _checked_run(run)
+    data = validate.binary_data("data", data, cfg.x_dim).astype(np.float64)
+    n_samples, n_mc = validate.positive_int("n_samples", n_samples), validate.positive_int("n_mc", n_mc)
+    n, lim, bins = validate.positive_int("n", n), _lim(lim), validate.positive_int("bins", bins)
+    if n % bins:                                          # before the work, not after it
+        raise ValueError(f"bins must divide the grid size n={n}, got bins={bins}")
+    if n_mc > n_samples:
+        raise ValueError(f"n_mc must be at most n_samples={n_samples} (it uses the first n_mc of them), got {n_mc}")
+    rng = np.random.default_rng(validate.non_negative_int("seed", seed))
     z = sample_q(run, data, n_samples, rng)                               # (K, S, 2)
     rec, kl = elbo_terms(run, data, z[:, :validate.positive_int("n_mc", n_mc)])
     rec, kl = rec.mean(), kl.mean()

@@ -6,50 +6,67 @@ the random generator, the iteration count and the history), so training can be r
 host from one NumPy generator and then moved to the backend, so a seed gives the same numbers
 on NumPy and (up to rounding) on CuPy.
 
-Divergence guard: `train` copies the run's state at the start of every iteration. If a loss or
-a parameter becomes NaN or inf, or Ctrl-C lands mid-iteration, that copy is put back, so the
-run is always left at the end of a whole, finite iteration, ready to save or continue.
+Divergence guard. A step evaluates its player's loss and gradients at the current parameters,
+then updates them. So the loss and gradients a step computes check the step BEFORE it (the one
+that made those parameters), and the parameters a step makes check the step itself. A step is
+sane when the parameters it made are finite and at most validate.PARAM_BOUND in size, and the
+loss and gradients computed next from them are finite, the loss at most `loss_bound(cfg)` in
+size: runaway growth that stays finite is caught as well as NaN and inf. At the first failure
+`train` puts back the state at the start of the iteration of the step to blame (it keeps the
+last two) and raises DivergenceError, naming that step's player and learning rate. Before it
+returns, `train` evaluates the loss that the next iteration computes first (and puts the
+generator back), so the last step is checked too: a run that `train` leaves behind, saved or
+not, trains on when continued with a lower learning rate.
 """
+import math
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 
 import numpy as np
 
 from . import evaluation, models, validate
-from .backend import to_device
+from .backend import to_device, to_host
+from .config import FIXED
 from .data import sample_batch
+from .network import Affine, Residual, param_shapes
 from .objectives import dual_loss, primal_loss, vae_loss
 from .optim import Adam
 
 PLAYERS = {"primal": ("enc.", "dec."), "dual": ("adv.",)}  # parameter prefixes of each player
 PLAYER_NAMES = {"primal": "the encoder/decoder (primal)", "dual": "the adversary (dual)"}
+SIZE_FIELDS = ("x_dim", "z_dim", "eps_dim", "enc_hidden", "dec_hidden", "adv_width", "adv_blocks")
+PENDING = 99      # checks gathered before the guard reads them, at the latest (33 steps)
+LOSS_SCALE = 1e4  # a loss this many times that of a model that knows nothing is a runaway (loss_bound)
 
 
 class DivergenceError(FloatingPointError):
-    """A loss or parameter became NaN or inf; the run was restored to its last finite iteration."""
+    """A step made a loss, gradient or parameter NaN, inf or runaway; the run was restored to
+    the start of that step's iteration, where everything is finite and within bounds."""
 
-    def __init__(self, message, step, player, lrs):
+    def __init__(self, message, step, player, lrs, lower):
         super().__init__(message)
-        self.step, self.player = step, player   # iteration that failed; "primal", "dual" or None
-        self.lrs = lrs                          # the Config fields to lower, e.g. ["lr_dual"]
+        self.step, self.player = step, player   # the iteration of the step to blame; "primal" or "dual"
+        self.lrs = lrs                          # the Config field to lower, e.g. ["lr_dual"]
+        self.lower = lower                      # a suggested lower value for it, e.g. {"lr_dual": 0.004}
 
 
 class Interrupted(KeyboardInterrupt):
-    """Ctrl-C during an iteration; the run was restored to the end of the previous one."""
+    """Ctrl-C during training; the run was restored to the end of its last whole iteration."""
 
 
-class _NonFinite(Exception):
-    """Raised inside an iteration, turned into DivergenceError by `train` after restoring."""
+class _Diverged(Exception):
+    """A failed check inside `train`, turned into DivergenceError after restoring."""
 
-    def __init__(self, player, what):
+    def __init__(self, blame, what, mixed=False):
         super().__init__(what)
-        self.player, self.what = player, what
+        self.blame, self.what = blame, what     # (player, iteration) of the step that made the bad state
+        self.mixed = mixed                      # the primal loss after adversary steps: both players moved
 
 
 @dataclass
 class Run:
-    cfg: object                # Config
+    cfg: object                # Config; steps, learning rates, batch size, dual steps, logging may change
     method: str                # "avb" or "vae"
     nets: dict                 # layer lists {"enc", "dec"[, "adv"]}
     params: dict               # name -> array, all networks
@@ -61,16 +78,109 @@ class Run:
     seconds: float = 0.0       # training time so far
     history: dict = field(default_factory=lambda: {"step": [], "primal": [], "dual": [],
                                                     "ll_step": [], "log_likelihood": []})
+    applied: dict = None       # cfg as last applied: the FIXED fields at creation, the optimisers' learning rates
+
+    def __post_init__(self):
+        if self.applied is None:
+            self.applied = {k: getattr(self.cfg, k, None) for k in FIXED + ("lr_primal", "lr_dual")}
 
 
 def new_run(cfg, method, xp):
-    """A fresh run: parameters initialised from cfg.seed, optimisers with zero state."""
-    nets = models.build_nets(cfg, method)                  # validates cfg and method
+    """A fresh run: parameters initialised from cfg.seed, optimisers with zero state. The run
+    keeps a checked copy of cfg (plain ints, floats, strs, tuples)."""
+    cfg = validate.config(cfg, method)
+    nets = models.build_nets(cfg, method)
+    check_size(cfg, nets)
     validate.array_library("xp", xp)
     rng = np.random.default_rng(cfg.seed)
     params = models.init_params(nets, rng, xp, cfg.dtype)
     opt_dual = Adam(cfg.lr_dual) if method == "avb" else None
     return Run(cfg, method, nets, params, Adam(cfg.lr_primal), opt_dual, rng, xp)
+
+
+def check_size(cfg, nets, name="Config"):
+    """Refuse a configuration whose arrays would exceed validate.MAX_BYTES, before any exists.
+
+    Each parameter is held 10 times (itself, its gradient, Adam's two moments and the guard's
+    two copies of all three); one step holds about 2 N rows of activations (the adversary sees
+    encoder and prior samples) across the inputs and outputs of every layer of every network.
+    """
+    itemsize = np.dtype(cfg.dtype).itemsize
+    counts = {net: sum(math.prod(s) for s in param_shapes(layers).values()) for net, layers in nets.items()}
+    biggest, n_params = max(counts, key=counts.get), sum(counts.values())
+    sizes = ", ".join(f"{name}.{k}={getattr(cfg, k)!r}" for k in SIZE_FIELDS)
+    validate.memory(f"{name} network sizes", sizes, 10 * n_params * itemsize,
+                    f"the networks' {n_params:.3g} parameters ({counts[biggest]:.3g} in {biggest}), held "
+                    f"in {cfg.dtype} with their gradients, Adam's moments and the guard's copies,")
+    per_row = sum(layer.n_in + layer.n_out if isinstance(layer, Affine) else 4 * layer.width
+                  for net in nets.values() for layer in net if isinstance(layer, (Affine, Residual)))
+    validate.memory(f"{name}.batch_size", cfg.batch_size, 2 * cfg.batch_size * per_row * itemsize,
+                    f"one step's activations (2 x {cfg.batch_size} rows x {per_row} values of {cfg.dtype})")
+
+
+def check_run(run, name="run"):
+    """Check everything `train` and `checkpoint.save` rely on, naming what is wrong (TypeError
+    or ValueError): the configuration, its FIXED fields as at creation; the parameters (names,
+    shapes, dtype and backend of the networks; finite, within validate.PARAM_BOUND); both
+    optimisers' state; the generator, the counters and the history. Then normalise run.cfg in
+    place (plain ints, floats, strs, tuples) and give the optimisers its learning rates.
+    """
+    if not isinstance(run, Run):
+        raise TypeError(f"{name} must be a training.Run (from new_run or checkpoint.load), got {type(run).__name__}")
+    method = validate.choice(f"{name}.method", run.method, validate.METHODS)
+    cfg = validate.config(run.cfg, method, f"{name}.cfg")
+    changed = [f"{k} from {run.applied[k]!r} to {getattr(cfg, k)!r}" for k in FIXED if getattr(cfg, k) != run.applied[k]]
+    if changed:
+        raise ValueError(f"{name}.cfg changed {', '.join(changed)} after the run was created; these fields "
+                         "define its networks, the numbers they hold and its seed. Start a new run "
+                         "(training.new_run) for another model")
+    nets = models.build_nets(cfg, method)
+    check_size(cfg, nets, f"{name}.cfg")
+    if not isinstance(run.nets, dict) or _without_gains(run.nets) != _without_gains(nets):
+        raise ValueError(f"{name}.nets are not the networks of {name}.cfg; keep the layer lists that "
+                         "new_run or checkpoint.load made")
+    xp = validate.array_library(f"{name}.xp", run.xp)
+    shapes = {k: s for net in nets.values() for k, s in param_shapes(net).items()}
+    validate.arrays(f"{name}.params", run.params, shapes, cfg.dtype, xp)
+    step = validate.non_negative_int(f"{name}.step", run.step)
+    seconds = validate.finite_float(f"{name}.seconds", run.seconds, minimum=0.0)
+    if method == "vae" and run.opt_dual is not None:
+        raise ValueError(f"{name}.opt_dual must be None for the VAE, which has no adversary")
+    for player in ("primal", "dual") if method == "avb" else ("primal",):
+        opt, lr = getattr(run, f"opt_{player}"), f"lr_{player}"
+        own = {k: s for k, s in shapes.items() if k.startswith(PLAYERS[player])}
+        validate.adam(f"{name}.opt_{player}", opt, own, cfg.dtype, xp)
+        if opt.lr != run.applied[lr] and opt.lr != getattr(cfg, lr):      # set by hand on the optimiser
+            raise ValueError(f"{name}.opt_{player}.lr was set to {opt.lr:g}, but training takes the learning "
+                             f"rate from {name}.cfg.{lr} ({getattr(cfg, lr):g}); set that instead")
+        if opt.t < step or (player == "primal" and opt.t != step):      # one primal step per iteration,
+            raise ValueError(f"{name}.opt_{player}.t={opt.t} does not fit {name}.step={step}: "   # >= 1 dual step
+                             "each iteration takes one primal step and at least one adversary step")
+    validate.generator(f"{name}.rng", run.rng)
+    validate.history(f"{name}.history", run.history, step)
+    for f in fields(cfg):                                  # all is well: normalise and apply
+        setattr(run.cfg, f.name, getattr(cfg, f.name))
+    run.step, run.seconds = step, seconds
+    for player, opt in (("primal", run.opt_primal), ("dual", run.opt_dual)):
+        if opt is not None:
+            opt.lr = run.applied[f"lr_{player}"] = getattr(cfg, f"lr_{player}")
+    return run
+
+
+def _without_gains(nets):
+    """The layer lists with their initial gains set to 0: gains act at initialisation only."""
+    return {key: [replace(layer, gain=0.0) if is_dataclass(layer) and hasattr(layer, "gain") else layer
+                  for layer in (layers if isinstance(layers, list) else [layers])]
+            for key, layers in nets.items()}
+
+
+def loss_bound(cfg):
+    """The largest sane |loss|, in nats per data point: LOSS_SCALE times (Dx + 2) log 2, the loss
+    of a model that knows nothing (a uniform decoder has -log p(x|z) = Dx log 2, an adversary
+    T = 0 has softplus(0) + softplus(0) = 2 log 2). Both players' losses and the VAE's are in
+    these units: the bound is 4.2e4 for the toy problem (Dx = 4), 5.4e6 for MNIST (Dx = 784);
+    a diverging adversary passes 1e17 within a step or two."""
+    return LOSS_SCALE * (cfg.x_dim + 2) * math.log(2)
 
 
 def _draw(run, data, noise_dim):
@@ -81,66 +191,50 @@ def _draw(run, data, noise_dim):
     return to_device(x.astype(cfg.dtype), run.xp), to_device(noise.astype(cfg.dtype), run.xp)
 
 
-def avb_iteration(run, data):
+def avb_primal(run, data):
+    """The primal loss on a fresh minibatch, mean[T(x, z_q) - log p(x|z_q)], z_q = g_phi(x, eps),
+    and its gradients for theta and phi (psi held fixed)."""
+    x, eps = _draw(run, data, run.cfg.eps_dim)
+    return primal_loss(run.nets, run.params, x, eps, run.cfg.prior_term)
+
+
+def avb_dual(run, data):
+    """The adversary's loss on a fresh minibatch, mean[softplus(-T(x, z_q)) + softplus(T(x, z_p))],
+    and its gradients for psi (phi held fixed)."""
+    x, eps = _draw(run, data, run.cfg.eps_dim)
+    z_p = run.rng.standard_normal((run.cfg.batch_size, run.cfg.z_dim))      # z_p ~ p(z) = N(0, I)
+    z_p = to_device(z_p.astype(run.cfg.dtype), run.xp)
+    return dual_loss(run.nets, run.params, x, eps, z_p, run.cfg.prior_term)
+
+
+def vae_primal(run, data):
+    """The VAE's loss on a fresh minibatch, mean[KL(q(z|x) || p(z)) - log p(x|z)] with
+    z = mu + sigma * eps, and its gradients for theta and phi."""
+    x, eps = _draw(run, data, run.cfg.z_dim)
+    return vae_loss(run.nets, run.params, x, eps)
+
+
+def avb_iteration(run, data, guard):
     """One iteration of Algorithm 1: a primal step, then cfg.dual_steps adversary steps."""
-    cfg = run.cfg
-    # Primal step: minimise mean[T(x, z_q) - log p(x|z_q)] over theta, phi; psi fixed.
-    with _blame("primal"):
-        x, eps = _draw(run, data, cfg.eps_dim)
-        primal, grads = primal_loss(run.nets, run.params, x, eps, cfg.prior_term)
-        run.opt_primal.step(run.params, grads)
-    _check_finite(run, "primal", primal)
-    # Dual steps: minimise mean[softplus(-T(x, z_q)) + softplus(T(x, z_p))] over psi; phi fixed.
-    for _ in range(cfg.dual_steps):
-        with _blame("dual"):
-            x, eps = _draw(run, data, cfg.eps_dim)
-            z_p = run.rng.standard_normal((cfg.batch_size, cfg.z_dim))       # z_p ~ p(z) = N(0, I)
-            z_p = to_device(z_p.astype(cfg.dtype), run.xp)
-            dual, grads = dual_loss(run.nets, run.params, x, eps, z_p, cfg.prior_term)
-            run.opt_dual.step(run.params, grads)
-        _check_finite(run, "dual", dual)
-    return float(primal), float(dual)
+    primal = guard.step("primal", run.opt_primal, avb_primal)
+    for _ in range(run.cfg.dual_steps):
+        dual = guard.step("dual", run.opt_dual, avb_dual)
+    return primal, dual
 
 
-def vae_iteration(run, data):
-    """One VAE step: minimise mean[KL(q(z|x) || p(z)) - log p(x|z)], z = mu + sigma * eps."""
-    with _blame("primal"):
-        x, eps = _draw(run, data, run.cfg.z_dim)
-        loss, grads = vae_loss(run.nets, run.params, x, eps)
-        run.opt_primal.step(run.params, grads)
-    _check_finite(run, "primal", loss)
-    return float(loss), float("nan")
+def vae_iteration(run, data, guard):
+    """One VAE step: minimise the negative ELBO over theta and phi."""
+    return guard.step("primal", run.opt_primal, vae_primal), float("nan")
 
 
-@contextmanager
-def _blame(player):
-    """Blame a FloatingPointError (raised under np.errstate(...='raise')) on `player`."""
-    try:
-        yield
-    except FloatingPointError as err:
-        raise _NonFinite(player, f"step raised FloatingPointError ({err})") from None
-
-
-def _non_finite(xp, arrays):
-    """The index of the first array holding a NaN or inf, or None; one host sync when all are finite."""
-    if bool(xp.stack([xp.isfinite(a).all() for a in arrays]).all()):
-        return None
-    return next(i for i, a in enumerate(arrays) if not bool(xp.isfinite(a).all()))
-
-
-def _check_finite(run, player, loss):
-    """Raise _NonFinite if `loss` or a parameter of `player` ("primal" or "dual") is NaN or inf."""
-    names = [n for n in run.params if n.startswith(PLAYERS[player])]
-    arrays = [loss] + [run.params[n] for n in names]
-    i = _non_finite(run.xp, arrays)
-    if i is not None:
-        value = "nan" if bool(run.xp.isnan(arrays[i]).any()) else "inf"
-        raise _NonFinite(player, f"loss became {value}" if i == 0 else f"parameter {names[i - 1]} became {value}")
+def _sizes(xp, arrays):
+    """max |a| of each array, as one device vector (NaN where an array holds a NaN)."""
+    return xp.stack([xp.abs(a).max() for a in arrays])
 
 
 def _snapshot(run):
-    """Copies of everything an iteration changes (parameters and Adam moments: ~270k floats, ~1 MB,
-    for the default sizes; about 0.2% of an AVB iteration)."""
+    """Copies of everything an iteration changes (parameters and Adam moments: ~270k floats,
+    ~1 MB, for the default sizes; about 0.2% of an AVB iteration)."""
     return {"params": {k: v.copy() for k, v in run.params.items()},
             "primal": run.opt_primal.state(),
             "dual": run.opt_dual.state() if run.opt_dual else None,
@@ -162,22 +256,161 @@ def _restore(run, saved):
         del run.history[k][n:]
 
 
-def _lrs_to_lower(run, player):
-    """The learning rates of the player that diverged (both if unknown)."""
-    if player == "dual":
-        return ["lr_dual"]
-    if player == "primal" or run.method == "vae":
-        return ["lr_primal"]
-    return ["lr_primal", "lr_dual"]                        # unknown: a FloatingPointError outside a step
+class _Guard:
+    """The divergence guard of one `train` call (see the module docstring).
 
+    It keeps the state at the start of the last two iterations and gathers the checks of every
+    step as device vectors |value| / bound (NaN stays NaN), read with one host sync per
+    iteration (`verify`). A failed check blames the step that made the state it measured.
+    """
 
-def _divergence_message(run, player, what):
-    """Which iteration, which player, what became non-finite, and the learning rate to lower."""
-    cause = f"{PLAYER_NAMES[player]} {what}" if player else f"NumPy raised FloatingPointError ({what})"
-    now = ", ".join(f"{k}={getattr(run.cfg, k):g}" for k in _lrs_to_lower(run, player))
-    return (f"{run.method.upper()} training diverged at iteration {run.step + 1}: {cause}. "
-            f"Parameters and optimiser state were restored to iteration {run.step} (all finite). "
-            f"Try a lower learning rate ({now} now), e.g. half of it.")
+    def __init__(self, run, data):
+        self.run, self.data, self.xp = run, data, run.xp
+        self.loss_bound = loss_bound(run.cfg)
+        self.grad_bound = math.sqrt(float(np.finfo(run.cfg.dtype).max))   # Adam squares the gradient
+        self.mover = (None, run.step)  # (player, iteration) of the step that made the parameters; None: before this call
+        self.saved = {}                # iteration -> (state at its start, mover then), the last two
+        self.pending = []              # checks not yet read: (ratios, names, bound, blame, what)
+
+    def step(self, player, optimiser, loss_and_grads):
+        """`player`'s step: its loss and gradients at the current parameters, then its update."""
+        run = self.run
+        loss, grads = self.evaluate(player, loss_and_grads)
+        here = (player, run.step + 1)
+        with self.blaming(here, "its update raised"):
+            optimiser.step(run.params, grads)
+        self._expect(_sizes(self.xp, [run.params[k] for k in grads]), list(grads), validate.PARAM_BOUND,
+                     here, "its parameter {name} became {value:.3g}")
+        self.mover = here
+        return loss
+
+    def evaluate(self, player, loss_and_grads):
+        """`player`'s loss and gradients on a fresh draw, checked as the work of the previous step."""
+        mixed = player == "primal" and self.mover[0] == "dual"   # both players moved since the last primal loss
+        with self.blaming(self.mover, f"evaluating the {player} loss raised", mixed):
+            loss, grads = loss_and_grads(self.run, self.data)
+        self._expect(self.xp.stack([self.xp.abs(loss)]), ["loss"], self.loss_bound, self.mover,
+                     f"the {player} loss became {{value:.3g}}", mixed)
+        self._expect(_sizes(self.xp, grads.values()), list(grads), self.grad_bound, self.mover,
+                     f"the gradient of the {player} loss became {{value:.3g}} in {{name}}", mixed)
+        return loss, grads
+
+    def _expect(self, sizes, names, bound, blame, what, mixed=False):
+        self.pending.append((sizes / bound, names, bound, blame, what, mixed))
+        if len(self.pending) >= PENDING:                   # many adversary steps: read them now
+            self.verify()
+
+    def verify(self):
+        """Read the gathered checks (one host sync); raise _Diverged for the first that failed."""
+        checks, self.pending = self.pending, []
+        if not checks or float(self.xp.concatenate([c[0] for c in checks]).max()) <= 1:   # NaN fails
+            return
+        for ratios, names, bound, blame, what, mixed in checks:
+            ratios = to_host(ratios)
+            bad = np.flatnonzero(~(ratios <= 1))
+            if bad.size:
+                value = float(ratios[bad[0]]) * bound
+                sane = f" (sane: at most {bound:.3g} in size)" if math.isfinite(value) else ""
+                raise _Diverged(blame, what.format(name=names[bad[0]], value=value) + sane, mixed)
+
+    @contextmanager
+    def blaming(self, blame, doing, mixed=False):
+        """Turn a FloatingPointError (under np.errstate(...='raise')) into a failed check."""
+        try:
+            yield
+        except FloatingPointError as err:
+            self.verify()                                  # an earlier check may have failed first
+            raise _Diverged(blame, f"{doing} FloatingPointError ({err})", mixed) from None
+
+    def probe(self):
+        """Check the last step as the next iteration would, by evaluating the loss it computes
+        first (the same minibatch and noise), then put the generator back: training goes on
+        exactly as without the probe."""
+        state = self.run.rng.bit_generator.state
+        try:
+            self.evaluate("primal", avb_primal if self.run.method == "avb" else vae_primal)
+        finally:
+            self.run.rng.bit_generator.state = state
+        self.verify()
+
+    @contextmanager
+    def iteration(self):
+        """Keep the state at the start of an iteration; turn a failed check into DivergenceError and
+        Ctrl-C into Interrupted, each after putting back a state that trains on."""
+        run = self.run
+        self.saved = {k: v for k, v in self.saved.items() if k == run.step}
+        self.saved[run.step + 1] = (_snapshot(run), self.mover)
+        with self.restoring():
+            yield
+
+    @contextmanager
+    def restoring(self):
+        try:
+            yield
+        except _Diverged as err:
+            self._give_up(err)
+        except KeyboardInterrupt:                          # Ctrl-C may land between two players' steps
+            run = self.run
+            during = run.step + 1 in self.saved            # inside an iteration, not after it
+            if during:
+                self._restore(run.step + 1)
+            try:
+                self.probe()                               # the state left behind must train on
+            except _Diverged as err:
+                self._give_up(err)
+            where = f"during iteration {run.step + 1}; the run was restored to" if during else "after"
+            raise Interrupted(f"training interrupted {where} the end of iteration {run.step}") from None
+
+    def _restore(self, iteration):
+        state, self.mover = self.saved[iteration]
+        _restore(self.run, state)
+        self.pending = []
+
+    def _give_up(self, err):
+        """Put back the state at the start of the blamed step's iteration; raise DivergenceError."""
+        run, (player, iteration) = self.run, err.blame
+        if player is None:                                 # the state this call started from
+            self._restore(min(self.saved))
+            advice = ("its configuration gives a model whose losses are out of bounds from the start "
+                      "(look at Config.prior_term and out_gain)" if iteration == 0 else
+                      "load an earlier checkpoint or start a new run (training.new_run)")
+            raise ValueError(f"run does not train from its state at iteration {iteration}: {err.what}, "
+                             f"before any step of this call; {advice}") from None
+        cause = f"after the step of {PLAYER_NAMES[player]}, {err.what}"
+        if err.mixed:                                      # the primal loss after both players' steps
+            if self._sane_with_old_adversary(iteration):
+                cause = (f"after the steps of {PLAYER_NAMES[player]}, {err.what}; with the adversary as "
+                         "before them it is sane")
+            else:
+                player = "primal"
+                cause = (f"{err.what}, also with the adversary as before its steps: the step of "
+                         f"{PLAYER_NAMES[player]} is to blame")
+        self._restore(iteration)
+        lr, name = getattr(run, f"opt_{player}").lr, f"lr_{player}"
+        lower = lr / 10 if iteration <= 100 else lr / 2    # far off if it breaks a model this young
+        message = (f"{run.method.upper()} training diverged at iteration {iteration}: {cause}. The run was "
+                   f"restored to iteration {iteration - 1}, where losses and parameters are finite and within "
+                   f"bounds. That step used {name}={lr:g}: train on with a lower learning rate, e.g. "
+                   f"run.cfg.{name} = {lower:g}.")
+        raise DivergenceError(message, iteration, player, [name], {name: lower}) from None
+
+    def _sane_with_old_adversary(self, iteration):
+        """Is the failed primal loss (right after the adversary's steps of `iteration`) sane on the
+        same draw with the adversary put back as it was at the start of `iteration`? Then the
+        adversary's steps broke it; if not, the encoder/decoder's step did."""
+        run = self.run
+        new = self.saved[iteration + 1][0] if iteration + 1 in self.saved else _snapshot(run)
+        self._restore(iteration)                           # the adversary before its steps ...
+        for k, v in new["params"].items():
+            if not k.startswith(PLAYERS["dual"]):          # ... with the encoder/decoder after theirs
+                run.params[k][...] = v
+        run.rng.bit_generator.state = new["rng"]           # the draw of the failed evaluation
+        try:
+            self.evaluate("primal", avb_primal)
+            self.verify()
+            return True
+        except _Diverged:
+            return False
 
 
 def train(run, data, steps, log=print, valid=None):
@@ -185,56 +418,51 @@ def train(run, data, steps, log=print, valid=None):
 
     Every cfg.eval_every iterations a model with z_dim = 2 records its exact log-likelihood
     (quadrature, 100 x 100 grid) on `valid` if given (a binary host array), else on `data`.
+    run.cfg is checked first (check_run); its learning rates are the ones used.
 
-    Raises DivergenceError if a loss or parameter becomes NaN or inf, and Interrupted on Ctrl-C;
-    either way `run` is left at the end of the last whole iteration, finite and consistent.
+    Raises DivergenceError when a step diverges (see the module docstring), and Interrupted on
+    Ctrl-C; either way `run` is left at the end of a whole iteration that trains on.
     """
-    if not isinstance(run, Run):
-        raise TypeError(f"run must be a training.Run (from new_run or checkpoint.load), got {type(run).__name__}")
+    check_run(run)
     steps = validate.positive_int("steps", steps)
+    if log is not None and log is not False and not callable(log):
+        raise TypeError(f"log must be a function that takes a line of text (e.g. print), or None, got {log!r}")
     data = validate.binary_data("data", data, run.cfg.x_dim, intensities=run.cfg.dynamic)
     track = data if valid is None else validate.binary_data("valid", valid, run.cfg.x_dim)
     track = track if run.cfg.z_dim == 2 and not (valid is None and run.cfg.dynamic) else None
-    validate.same_backend("run.params", run.params, run.xp)
-    bad = _non_finite(run.xp, list(run.params.values()))
-    if bad is not None:
-        raise ValueError(f"run.params[{list(run.params)[bad]!r}] holds NaN or inf before training; "
-                         "start from new_run or a checkpoint")
-    cfg, hist = run.cfg, run.history
+    cfg, hist, guard = run.cfg, run.history, _Guard(run, data)
     iteration = avb_iteration if run.method == "avb" else vae_iteration
     last = run.step + steps
     t_log, step_log = time.perf_counter(), run.step
-    for _ in range(steps):
-        saved = _snapshot(run)                             # the last consistent, finite state
-        try:
-            t0 = time.perf_counter()
-            primal, dual = iteration(run, data)
-            run.seconds += time.perf_counter() - t0
-            run.step += 1
-            hist["step"].append(run.step)
-            hist["primal"].append(primal)
-            hist["dual"].append(dual)
-            if track is not None and cfg.eval_every and run.step % cfg.eval_every == 0:
-                ll = evaluation.log_likelihood(run.nets, run.params, track, n=100)   # exact, coarse grid
-                hist["ll_step"].append(run.step)
-                hist["log_likelihood"].append(ll)
-        except (_NonFinite, FloatingPointError) as err:    # the latter from the evaluation, if at all
-            _restore(run, saved)
-            player, what = (err.player, err.what) if isinstance(err, _NonFinite) else (None, str(err))
-            raise DivergenceError(_divergence_message(run, player, what), run.step + 1, player,
-                                  _lrs_to_lower(run, player)) from None
-        except KeyboardInterrupt:                          # Ctrl-C may land between two players' steps
-            _restore(run, saved)
-            raise Interrupted(f"training interrupted during iteration {run.step + 1}; the run was "
-                              f"restored to the end of iteration {run.step}") from None
-        if log and cfg.log_every and (run.step % cfg.log_every == 0 or run.step == last):
-            now = time.perf_counter()
-            rate = (run.step - step_log) / max(now - t_log, 1e-9)
-            t_log, step_log = now, run.step
-            ll = ""
-            if hist["log_likelihood"]:                     # the latest exact value, and when it was taken
-                at = "" if hist["ll_step"][-1] == run.step else f" (at {hist['ll_step'][-1]})"
-                ll = f"  log p(x) {hist['log_likelihood'][-1]:.4f}{at}"
-            dual_text = f"  dual {dual:.4f}" if run.method == "avb" else ""
-            log(f"[{run.method}] iter {run.step:>6}  primal {primal:.4f}{dual_text}{ll}  {rate:.0f} it/s")
+    # Underflow to 0 is a correct result, not divergence; the guard reports overflow and invalid
+    # values itself, so NumPy's default warnings about them would only repeat it ("raise" stays).
+    quiet = {k: "ignore" for k, how in np.geterr().items() if how == "warn"}
+    with np.errstate(**{**quiet, "under": "ignore"}):
+        for _ in range(steps):
+            with guard.iteration():
+                t0 = time.perf_counter()
+                primal, dual = iteration(run, data, guard)
+                guard.verify()
+                run.seconds += time.perf_counter() - t0
+                run.step += 1
+                hist["step"].append(run.step)
+                hist["primal"].append(float(primal))
+                hist["dual"].append(float(dual))
+                if track is not None and cfg.eval_every and run.step % cfg.eval_every == 0:
+                    with guard.blaming(guard.mover, "the exact log-likelihood raised"):
+                        ll = evaluation.log_likelihood(run.nets, run.params, track, n=100)   # exact, coarse grid
+                    hist["ll_step"].append(run.step)
+                    hist["log_likelihood"].append(ll)
+            if log and cfg.log_every and (run.step % cfg.log_every == 0 or run.step == last):
+                now = time.perf_counter()
+                rate = (run.step - step_log) / max(now - t_log, 1e-9)
+                t_log, step_log = now, run.step
+                ll = ""
+                if hist["log_likelihood"]:                 # the latest exact value, and when it was taken
+                    at = "" if hist["ll_step"][-1] == run.step else f" (at {hist['ll_step'][-1]})"
+                    ll = f"  log p(x) {hist['log_likelihood'][-1]:.4f}{at}"
+                dual_text = f"  dual {float(dual):.4f}" if run.method == "avb" else ""
+                log(f"[{run.method}] iter {run.step:>6}  primal {float(primal):.4f}{dual_text}{ll}  {rate:.0f} it/s")
+        with guard.restoring():
+            guard.probe()                                  # the last step, checked as the next iteration would
     return run

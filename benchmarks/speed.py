@@ -113,13 +113,26 @@ def numpy_callables(pkg, cfg, method, data):
     iteration = training.avb_iteration if method == "avb" else training.vae_iteration
     players = ["primal"] + ["dual"] * (cfg.dual_steps if method == "avb" else 0)
     loss = np.float32(1.0)
+    if not hasattr(training, "_Guard"):                # an older avb_np: checks after each step
+        def guard():                                  # what the guard adds to one iteration
+            training._snapshot(run)
+            for player in players:
+                training._check_finite(run, player, loss)
+        return {"iteration": lambda: iteration(run, data), "guard": guard,
+                "matmul": matmul_block(np)}, run
+    checker = training._Guard(run, data)              # steps the players and gathers their checks
 
-    def guard():                                  # what the guard adds to one iteration
-        training._snapshot(run)
-        for player in players:
-            training._check_finite(run, player, loss)
-    return {"iteration": lambda: iteration(run, data), "guard": guard,
-            "matmul": matmul_block(np)}, run
+    def guarded():                                    # one iteration exactly as `train` runs it
+        with checker.iteration():
+            iteration(run, data, checker)
+            checker.verify()
+
+    def guard():                                      # the guard's own work in one iteration: the
+        training._snapshot(run)                       # copy, and the size checks of the
+        arrays = list(run.params.values())            # parameters and (as many) gradients, read
+        sizes = [training._sizes(np, arrays) for _ in range(2 * len(players))]   # once
+        float(np.concatenate(sizes).max())
+    return {"iteration": guarded, "guard": guard, "matmul": matmul_block(np)}, run
 
 
 def matmul_block(lib):

@@ -3,10 +3,12 @@
 Runs are compared bit for bit (np.array_equal): the same seed must give the same numbers, and a
 run restored by the guard must equal a run that simply stopped one iteration earlier.
 """
+import dataclasses
+
 import numpy as np
 import pytest
 
-from avb_np import objectives, training
+from avb_np import checkpoint, evaluation, training
 from avb_np.data import toy_data
 from common import assert_same_state, interrupt_dual_loss, tiny, trained
 
@@ -26,12 +28,25 @@ def test_same_seed_same_numbers(method):
 
 # ----------------------------------------------------------------------------- divergence guard
 
+def assert_trains_on(run, steps=5):
+    """The run's state is sane (check_run: parameters finite and within PARAM_BOUND) and it
+    trains `steps` more iterations without a DivergenceError, every loss within loss_bound."""
+    training.check_run(run)
+    before = run.step
+    training.train(run, toy_data(), steps)
+    losses = np.array(run.history["primal"][before:] + run.history["dual"][before:])
+    losses = losses[~np.isnan(losses)] if run.method == "vae" else losses
+    assert np.all(np.abs(losses) <= training.loss_bound(run.cfg)), losses
+
+
 @pytest.mark.parametrize("method, field, value, player", [
-    ("avb", "lr_dual", 1e12, "dual"), ("avb", "lr_primal", 1e6, "primal"), ("vae", "lr_primal", 1e6, "primal")])
+    ("avb", "lr_dual", 1e12, "dual"), ("avb", "lr_dual", 1e6, "dual"), ("avb", "lr_primal", 1e6, "primal"),
+    ("avb", "lr_primal", 10.0, "primal"), ("vae", "lr_primal", 1e6, "primal")])
 def test_absurd_learning_rate_stops_with_the_guard(method, field, value, player):
-    """Training stops at the first non-finite loss or parameter with a message naming the
-    iteration, the player and its learning rate; the run is exactly the run that stopped one
-    iteration earlier, so every parameter and moment is finite."""
+    """Training stops at the first bad step with a message naming the iteration, the player whose
+    step broke the run (lr_primal=10 makes the primal loss explode only after the adversary's
+    steps: the guard still blames the primal step) and its learning rate; the run is exactly the
+    run that stopped one iteration earlier, and it is sane: it trains on with the advised rate."""
     cfg = tiny(**{field: value})
     run = training.new_run(cfg, method, np)
     with np.errstate(**QUIET), pytest.raises(training.DivergenceError) as info:
@@ -39,23 +54,132 @@ def test_absurd_learning_rate_stops_with_the_guard(method, field, value, player)
     err = info.value
     message = str(err)
     assert f"diverged at iteration {err.step}:" in message and f"restored to iteration {err.step - 1}" in message
-    assert err.player == player and training.PLAYER_NAMES[player] in message
+    assert err.player == player and training.PLAYER_NAMES[player] in message, message
     assert f"{field}={value:g}" in message and "lower learning rate" in message and err.lrs == [field]
-    assert all(np.isfinite(p).all() for p in run.params.values())
+    assert err.lower[field] < value and f"run.cfg.{field} = {err.lower[field]:g}" in message
     with np.errstate(**QUIET):                                 # huge but finite numbers on the way
         assert_same_state(run, trained(cfg, method, err.step - 1))
+    setattr(run.cfg, field, 1e-3)                              # a sane rate: the restored run trains on
+    assert_trains_on(run)
+
+
+@pytest.mark.parametrize("how", ["checkpoint", "run.cfg"])
+@pytest.mark.parametrize("method, field, value", [("avb", "lr_dual", 1e6), ("avb", "lr_primal", 10.0),
+                                                   ("vae", "lr_primal", 1e6)])
+def test_following_the_advice_trains_on(method, field, value, how, tmp_path):
+    """A user follows the message's advice until training goes through: after each
+    DivergenceError, continue with err.lower, either from a saved checkpoint loaded with the
+    lower rate or by setting run.cfg. Within 8 rounds the run reaches 30 iterations, and every
+    loss it recorded is finite and within loss_bound (a guard that restored a state whose next
+    loss is NaN would fail every round)."""
+    cfg = tiny(**{field: value})
+    run, rounds = training.new_run(cfg, method, np), 0
+    while run.step < 30:
+        try:
+            with np.errstate(**QUIET):
+                training.train(run, toy_data(), 30 - run.step)
+        except training.DivergenceError as err:
+            rounds += 1
+            assert rounds <= 8 and err.lrs == [field] and run.step == err.step - 1
+            cfg = dataclasses.replace(cfg, **err.lower)
+            if how == "checkpoint":
+                checkpoint.save(tmp_path / "c.npz", {method: run})
+                run = checkpoint.load(tmp_path / "c.npz", expected_cfg=cfg)[method]
+            else:
+                setattr(run.cfg, field, err.lower[field])
+            assert getattr(run.opt_dual if field == "lr_dual" else run.opt_primal, "lr") != err.lower[field] \
+                or how == "checkpoint"                           # the optimiser takes it when train starts
+    assert rounds >= 1 and getattr(run.cfg, field) < value
+    assert getattr(run.opt_dual if field == "lr_dual" else run.opt_primal, "lr") == getattr(run.cfg, field)
+    losses = np.array(run.history["primal"] + (run.history["dual"] if method == "avb" else []))
+    assert len(run.history["step"]) == 30 and np.all(np.abs(losses) <= training.loss_bound(cfg))
+    assert np.isfinite(evaluation.log_likelihood(run.nets, run.params, toy_data(), n=50))
+
+
+def test_runaway_that_stays_finite_is_caught():
+    """In float64 an adversary with lr 1e3 makes its loss about 3e10 after one step, finite
+    but absurd (the demo used to finish with an ELBO of -3e17): the guard stops it, says by how
+    much the loss exceeds its bound, and nothing was NaN or inf."""
+    run = training.new_run(tiny(lr_dual=1e3, dtype="float64"), "avb", np)
+    with np.errstate(all="raise", under="ignore"), pytest.raises(training.DivergenceError) as info:
+        training.train(run, toy_data(), 20)
+    message = str(info.value)
+    assert info.value.player == "dual" and "sane: at most 4.16e+04" in message, message
+
+
+def test_the_last_step_of_a_call_is_checked():
+    """With one adversary step per iteration the adversary's step is the last of the iteration:
+    only the next iteration's primal loss would see it. train(run, data, 1) evaluates that loss
+    before returning (leaving the generator untouched), so it raises at once and leaves the
+    run at iteration 0, instead of returning a run that cannot train on."""
+    run = training.new_run(tiny(lr_dual=1e3, dual_steps=1), "avb", np)
+    with np.errstate(**QUIET), pytest.raises(training.DivergenceError, match="after the steps of the adversary"):
+        training.train(run, toy_data(), 1)
+    assert run.step == 0 and run.history["step"] == []
+    assert_same_state(run, trained(tiny(lr_dual=1e3, dual_steps=1), "avb", 0))
+
+
+def test_chunked_training_equals_one_call():
+    """The check at the end of each call draws nothing from the run's generator: 3 + 4 + 5
+    iterations in three calls equal 12 in one, bit for bit."""
+    run = trained(tiny(), "avb", 3)
+    training.train(run, toy_data(), 4)
+    training.train(run, toy_data(), 5)
+    assert_same_state(run, trained(tiny(), "avb", 12))
+
+
+def test_changed_learning_rate_is_the_one_used():
+    """run.cfg.lr_dual changed between calls is the rate the optimiser uses: from the same state,
+    one iteration (one adversary step) at lr 0.1 moves the adversary 0.1 / 0.008 = 12.5 times
+    as far as at the default 0.008 (Adam's step is lr times the same m_hat / sqrt(v_hat);
+    rtol 1e-3 for eps and rounding). A later divergence message quotes the new rate. Setting
+    the optimiser's own copy instead is refused, naming both places."""
+    a, b = trained(tiny(dual_steps=1), "avb", 2), trained(tiny(dual_steps=1), "avb", 2)
+    b.cfg.lr_dual = 0.1
+    before = a.params["adv.out.W"].copy()
+    training.train(a, toy_data(), 1)
+    training.train(b, toy_data(), 1)
+    assert b.opt_dual.lr == 0.1 and a.opt_dual.lr == tiny().lr_dual
+    np.testing.assert_allclose(b.params["adv.out.W"] - before, 12.5 * (a.params["adv.out.W"] - before), rtol=1e-3)
+    b.cfg.lr_dual = 1e12
+    with np.errstate(**QUIET), pytest.raises(training.DivergenceError, match="lr_dual=1e\\+12"):
+        training.train(b, toy_data(), 5)
+    b.opt_dual.lr = 0.5
+    with pytest.raises(ValueError, match=r"run.opt_dual.lr was set to 0.5.*run.cfg.lr_dual"):
+        training.train(b, toy_data(), 1)
 
 
 def test_floating_point_errors_are_caught_too():
-    """Under np.errstate(...='raise') NumPy raises before the guard's check; train restores the
-    run all the same and says which player's step raised which error."""
-    run = training.new_run(tiny(lr_dual=1e12), "avb", np)
+    """Under np.errstate(...='raise') NumPy raises before the guard's check can read a value
+    (here the VAE's exp(log_sigma) overflows after a step with lr 1e5); train restores the run
+    all the same and says which step made the evaluation raise which error."""
+    run = training.new_run(tiny(lr_primal=1e5), "vae", np)
     with np.errstate(**RAISE), pytest.raises(training.DivergenceError) as info:
         training.train(run, toy_data(), 20)
-    assert "the adversary (dual) step raised FloatingPointError (overflow" in str(info.value)
-    assert info.value.lrs == ["lr_dual"]
+    assert ("after the step of the encoder/decoder (primal), evaluating the primal loss raised "
+            "FloatingPointError (overflow") in str(info.value)
+    assert info.value.lrs == ["lr_primal"]
     with np.errstate(**QUIET):
-        assert_same_state(run, trained(run.cfg, "avb", info.value.step - 1))
+        assert_same_state(run, trained(run.cfg, "vae", info.value.step - 1))
+
+
+def test_underflow_is_not_divergence():
+    """An adversary with lr 0.1 drives T to values whose exponentials underflow to 0 (the
+    correct result). Under np.seterr(all='raise') training goes on all the same: only overflow,
+    division by zero and invalid values count as divergence. The underflow is real: at the
+    state reached, the adversary's loss raises when underflow alone is set to raise."""
+    run = training.new_run(tiny(lr_dual=0.1), "avb", np)
+    old = np.seterr(all="raise")
+    try:
+        training.train(run, toy_data(), 15)
+        state = run.rng.bit_generator.state
+        with np.errstate(under="raise"), pytest.raises(FloatingPointError, match="underflow"):
+            training.avb_dual(run, toy_data())
+        run.rng.bit_generator.state = state
+    finally:
+        np.seterr(**old)
+    assert run.step == 15
+    assert_same_state(run, trained(tiny(lr_dual=0.1), "avb", 15))
 
 
 def test_training_raises_no_floating_point_warning():
