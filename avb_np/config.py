@@ -27,10 +27,11 @@ class Config:
     prior_term: float = 0.5        # coefficient c of c ||z||^2 in T (-log p(z) up to a constant when 0.5)
     # --- optimisation (Algorithm 1): Adam for each player
     batch_size: int = 512          # minibatch size; every step draws a fresh minibatch
-    lr_primal: float = 2e-3        # Adam learning rate of encoder + decoder (official toy: 2e-5)
+    lr_primal: float = 2e-3        # Adam learning rate of encoder + decoder, at the start (official toy: 2e-5)
     lr_dual: float = 8e-3          # Adam learning rate of the adversary (official toy: 1e-4)
     dual_steps: int = 2            # adversary steps per primal step (official: 2)
-    steps: int = 1500              # iterations (one primal step + dual_steps adversary steps each)
+    steps: int = 3000              # iterations (one primal step + dual_steps adversary steps each)
+    lr_schedule: str = "cosine"    # "cosine": both rates times (1 + cos(pi t / steps)) / 2 at iteration t; "constant"
     # --- numerics and bookkeeping
     dtype: str = "float32"         # "float32" (default) or "float64"
     seed: int = 0                  # seeds the generator for weights, minibatches and noise
@@ -42,8 +43,9 @@ class Config:
 
 
 def official_toy():
-    """The authors' toy configuration (the official code's synthetic example): 256-wide, 5-block adversary, lr 2e-5/1e-4, 100k iterations."""
-    return Config(adv_width=256, adv_blocks=5, lr_primal=2e-5, lr_dual=1e-4, steps=100_000)
+    """The authors' toy configuration (the official code's synthetic example): 256-wide, 5-block
+    adversary, constant lr 2e-5/1e-4, 100k iterations."""
+    return Config(adv_width=256, adv_blocks=5, lr_primal=2e-5, lr_dual=1e-4, steps=100_000, lr_schedule="constant")
 
 
 def digits(z_dim=2):

@@ -1,6 +1,7 @@
 """Optimisers that update named parameter arrays in place, one instance per player.
 
-`step(params, grads)` takes two dictionaries with the same keys. The state (Adam's moments)
+`step(params, grads, scale=1)` takes two dictionaries with the same keys; `scale` multiplies
+the learning rate for this step (a schedule), while `lr` stays the rate the run was given. The state (Adam's moments)
 is kept per parameter name in plain dictionaries, so it can be saved and restored, and the
 primal player (encoder + decoder) and the dual player (adversary) each own an optimiser.
 """
@@ -13,9 +14,9 @@ class SGD:
     def __init__(self, lr):
         self.lr = lr
 
-    def step(self, params, grads):
+    def step(self, params, grads, scale=1.0):
         for name, g in grads.items():
-            params[name] -= self.lr * g
+            params[name] -= scale * self.lr * g
 
     def state(self):
         return {}
@@ -47,11 +48,11 @@ class Adam:
         self.t = 0
         self.m, self.v = {}, {}  # per parameter name, created at the first step
 
-    def step(self, params, grads):
+    def step(self, params, grads, scale=1.0):
         self.t += 1
         c1 = 1 - self.beta1 ** self.t                      # bias corrections
         c2 = 1 - self.beta2 ** self.t
-        lr_t, eps_t = self.lr * c2 ** 0.5 / c1, self.eps * c2 ** 0.5
+        lr_t, eps_t = scale * self.lr * c2 ** 0.5 / c1, self.eps * c2 ** 0.5
         for name, g in grads.items():
             xp = array_module(g)
             if name not in self.m:

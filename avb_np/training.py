@@ -183,6 +183,15 @@ def loss_bound(cfg):
     return LOSS_SCALE * (cfg.x_dim + 2) * math.log(2)
 
 
+def lr_scale(cfg, step):
+    """The learning-rate factor of iteration step + 1 (step iterations done) under cfg.lr_schedule:
+    1 for "constant"; (1 + cos(pi step / cfg.steps)) / 2 for "cosine", from 1 at the first
+    iteration down to ~0 at the last, so the game's noise dies out and the players settle."""
+    if cfg.lr_schedule == "constant":
+        return 1.0
+    return 0.5 * (1 + math.cos(math.pi * step / cfg.steps))
+
+
 def _draw(run, data, noise_dim):
     """A fresh minibatch x: (N, Dx) and standard normal noise: (N, noise_dim), on the backend."""
     cfg = run.cfg
@@ -278,7 +287,7 @@ class _Guard:
         loss, grads = self.evaluate(player, loss_and_grads)
         here = (player, run.step + 1)
         with self.blaming(here, "its update raised"):
-            optimiser.step(run.params, grads)
+            optimiser.step(run.params, grads, lr_scale(run.cfg, run.step))
         self._expect(_sizes(self.xp, [run.params[k] for k in grads]), list(grads), validate.PARAM_BOUND,
                      here, "its parameter {name} became {value:.3g}")
         self.mover = here
@@ -388,9 +397,11 @@ class _Guard:
         self._restore(iteration)
         lr, name = getattr(run, f"opt_{player}").lr, f"lr_{player}"
         lower = lr / 10 if iteration <= 100 else lr / 2    # far off if it breaks a model this young
+        scale = lr_scale(run.cfg, iteration - 1)
+        scaled = f" (times {scale:.3g} by the {run.cfg.lr_schedule} schedule)" if scale != 1 else ""
         message = (f"{run.method.upper()} training diverged at iteration {iteration}: {cause}. The run was "
                    f"restored to iteration {iteration - 1}, where losses and parameters are finite and within "
-                   f"bounds. That step used {name}={lr:g}: train on with a lower learning rate, e.g. "
+                   f"bounds. That step used {name}={lr:g}{scaled}: train on with a lower learning rate, e.g. "
                    f"run.cfg.{name} = {lower:g}.")
         raise DivergenceError(message, iteration, player, [name], {name: lower}) from None
 
@@ -425,6 +436,11 @@ def train(run, data, steps, log=print, valid=None):
     """
     check_run(run)
     steps = validate.positive_int("steps", steps)
+    if run.cfg.lr_schedule == "cosine" and run.step + steps > run.cfg.steps:
+        raise ValueError(f"steps={steps} would take the run from iteration {run.step} beyond run.cfg.steps="
+                         f"{run.cfg.steps}, where the cosine schedule has brought the learning rates to 0; "
+                         f"raise run.cfg.steps to at least {run.step + steps} (the schedule then stretches "
+                         "over it), or set run.cfg.lr_schedule = 'constant'")
     if log is not None and log is not False and not callable(log):
         raise TypeError(f"log must be a function that takes a line of text (e.g. print), or None, got {log!r}")
     data = validate.binary_data("data", data, run.cfg.x_dim, intensities=run.cfg.dynamic)

@@ -20,6 +20,7 @@ from .optim import Adam
 
 METHODS = ("avb", "vae")
 DTYPES = ("float32", "float64")
+SCHEDULES = ("constant", "cosine")
 HISTORY = ("step", "primal", "dual", "ll_step", "log_likelihood")   # a run's history, one list each
 MAX_BYTES = 8 * 2**30   # the most memory a run or an evaluation may ask for; raise it on a larger machine
 PARAM_BOUND = 1e6       # |parameter| beyond this means a run diverged: initial weights are at most about
@@ -231,6 +232,7 @@ def config(cfg, method, name="Config"):
         out[field] = widths(f"{name}.{field}", getattr(cfg, field))
     out["act"] = choice(f"{name}.act", cfg.act, sorted(ACTIVATIONS))
     out["dtype"] = choice(f"{name}.dtype", cfg.dtype, DTYPES)
+    out["lr_schedule"] = choice(f"{name}.lr_schedule", cfg.lr_schedule, SCHEDULES)
     out["dynamic"] = flag(f"{name}.dynamic", cfg.dynamic)
     out["lr_primal"] = positive_float(f"{name}.lr_primal", cfg.lr_primal)
     out["lr_dual"] = positive_float(f"{name}.lr_dual", cfg.lr_dual)

@@ -121,9 +121,10 @@ def test_ci_runs_the_readme_test_command():
 
 def test_digits_demo(tmp_path, capsys):
     """`python demo.py digits` for a few iterations, scoring 8 test images with a short AIS: the
-    table lists both models, results.json holds finite numbers, AIS sits below the exact value
-    (quadrature) by less than 2 nats (a short chain is a loose lower bound; the estimators' accuracy
-    is pinned in tests/test_likelihood.py), and the four figures are written."""
+    table lists both models, results.json holds finite numbers, AIS (a stochastic lower bound, loose
+    with 10 temperatures on a barely trained model) is not above the exact value (quadrature) by
+    more than 3 s.e. + 0.05, importance sampling (1,000 draws) is within 0.5 nats of it (the
+    estimators' accuracy is pinned in tests/test_likelihood.py), and the figures are written."""
     out = tmp_path / "digits"
     demo.main(["digits", "--steps", "20", "--n-test", "8", "--ais-temps", "10", "--ais-chains", "2",
                "--out", str(out)])
@@ -133,7 +134,8 @@ def test_digits_demo(tmp_path, capsys):
     for method in ("avb", "vae"):
         r = results[method]
         assert np.isfinite([r["log_likelihood"], r["elbo"], r["kl"], *r["ais"], *r["is"]]).all()
-        assert -2.0 < r["ais"][0] - r["log_likelihood"] < 3 * r["ais"][1] + 0.05, r
+        assert r["ais"][0] - r["log_likelihood"] < 3 * r["ais"][1] + 0.05, r
+        assert abs(r["is"][0] - r["log_likelihood"]) < 0.5, r
     assert results["config"]["x_dim"] == 64 and results["config"]["z_dim"] == 2
     for name in ("images.png", "latent.png", "curves.png"):
         assert (out / name).stat().st_size > 10_000, name
