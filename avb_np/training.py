@@ -150,7 +150,7 @@ def check_run(run, name="run"):
         opt, lr = getattr(run, f"opt_{player}"), f"lr_{player}"
         own = {k: s for k, s in shapes.items() if k.startswith(PLAYERS[player])}
         validate.adam(f"{name}.opt_{player}", opt, own, cfg.dtype, xp)
-        if opt.lr != run.applied[lr] and opt.lr != getattr(cfg, lr):      # set by hand on the optimiser
+        if opt.lr != run.applied.get(lr) and opt.lr != getattr(cfg, lr):  # set by hand on the optimiser
             raise ValueError(f"{name}.opt_{player}.lr was set to {opt.lr:g}, but training takes the learning "
                              f"rate from {name}.cfg.{lr} ({getattr(cfg, lr):g}); set that instead")
         if opt.t < step or (player == "primal" and opt.t != step):      # one primal step per iteration,
@@ -333,18 +333,16 @@ class _Guard:
             self.run.rng.bit_generator.state = state
         self.verify()
 
-    @contextmanager
-    def iteration(self):
-        """Keep the state at the start of an iteration; turn a failed check into DivergenceError and
-        Ctrl-C into Interrupted, each after putting back a state that trains on."""
+    def begin(self):
+        """Keep the state at the start of the next iteration (and the one before it)."""
         run = self.run
         self.saved = {k: v for k, v in self.saved.items() if k == run.step}
         self.saved[run.step + 1] = (_snapshot(run), self.mover)
-        with self.restoring():
-            yield
 
     @contextmanager
     def restoring(self):
+        """Turn a failed check into DivergenceError and Ctrl-C into Interrupted, each after putting
+        back a state that trains on."""
         try:
             yield
         except _Diverged as err:
@@ -437,22 +435,22 @@ def train(run, data, steps, log=print, valid=None):
     # Underflow to 0 is a correct result, not divergence; the guard reports overflow and invalid
     # values itself, so NumPy's default warnings about them would only repeat it ("raise" stays).
     quiet = {k: "ignore" for k, how in np.geterr().items() if how == "warn"}
-    with np.errstate(**{**quiet, "under": "ignore"}):
+    with np.errstate(**{**quiet, "under": "ignore"}), guard.restoring():
         for _ in range(steps):
-            with guard.iteration():
-                t0 = time.perf_counter()
-                primal, dual = iteration(run, data, guard)
-                guard.verify()
-                run.seconds += time.perf_counter() - t0
-                run.step += 1
-                hist["step"].append(run.step)
-                hist["primal"].append(float(primal))
-                hist["dual"].append(float(dual))
-                if track is not None and cfg.eval_every and run.step % cfg.eval_every == 0:
-                    with guard.blaming(guard.mover, "the exact log-likelihood raised"):
-                        ll = evaluation.log_likelihood(run.nets, run.params, track, n=100)   # exact, coarse grid
-                    hist["ll_step"].append(run.step)
-                    hist["log_likelihood"].append(ll)
+            guard.begin()
+            t0 = time.perf_counter()
+            primal, dual = iteration(run, data, guard)
+            guard.verify()
+            run.seconds += time.perf_counter() - t0
+            run.step += 1
+            hist["step"].append(run.step)
+            hist["primal"].append(float(primal))
+            hist["dual"].append(float(dual))
+            if track is not None and cfg.eval_every and run.step % cfg.eval_every == 0:
+                with guard.blaming(guard.mover, "the exact log-likelihood raised"):
+                    ll = evaluation.log_likelihood(run.nets, run.params, track, n=100)   # exact, coarse grid
+                hist["ll_step"].append(run.step)
+                hist["log_likelihood"].append(ll)
             if log and cfg.log_every and (run.step % cfg.log_every == 0 or run.step == last):
                 now = time.perf_counter()
                 rate = (run.step - step_log) / max(now - t_log, 1e-9)
@@ -461,8 +459,7 @@ def train(run, data, steps, log=print, valid=None):
                 if hist["log_likelihood"]:                 # the latest exact value, and when it was taken
                     at = "" if hist["ll_step"][-1] == run.step else f" (at {hist['ll_step'][-1]})"
                     ll = f"  log p(x) {hist['log_likelihood'][-1]:.4f}{at}"
-                dual_text = f"  dual {float(dual):.4f}" if run.method == "avb" else ""
-                log(f"[{run.method}] iter {run.step:>6}  primal {float(primal):.4f}{dual_text}{ll}  {rate:.0f} it/s")
-        with guard.restoring():
-            guard.probe()                                  # the last step, checked as the next iteration would
+                dual_text = f"  dual {hist['dual'][-1]:.4f}" if run.method == "avb" else ""
+                log(f"[{run.method}] iter {run.step:>6}  primal {hist['primal'][-1]:.4f}{dual_text}{ll}  {rate:.0f} it/s")
+        guard.probe()                                      # the last step, checked as the next iteration would
     return run

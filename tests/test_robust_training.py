@@ -204,3 +204,14 @@ def test_ctrl_c_mid_iteration_restores_the_last_whole_iteration(monkeypatch):
     reference = trained(tiny(), "avb", 3)
     assert_same_state(run, reference)
     assert_same_state(training.train(run, toy_data(), 3), training.train(reference, toy_data(), 3))
+
+
+def test_ctrl_c_between_iterations_keeps_the_whole_iteration():
+    """Ctrl-C while iteration 3 is being logged (it is complete) keeps it: the run stays at
+    iteration 3, equal to a run trained 3 iterations, and Interrupted says so."""
+    def log(line):
+        raise KeyboardInterrupt
+    run = training.new_run(tiny(log_every=3), "avb", np)
+    with pytest.raises(training.Interrupted, match="after the end of iteration 3"):
+        training.train(run, toy_data(), 10, log=log)
+    assert_same_state(run, trained(tiny(log_every=3), "avb", 3))
