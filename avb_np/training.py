@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, fields, is_dataclass, replace
 import numpy as np
 
 from . import evaluation, models, validate
-from .backend import to_device, to_host
+from .backend import to_device
 from .config import FIXED
 from .data import sample_batch
 from .network import Affine, Residual, param_shapes
@@ -227,9 +227,10 @@ def vae_iteration(run, data, guard):
     return guard.step("primal", run.opt_primal, vae_primal), float("nan")
 
 
-def _sizes(xp, arrays):
-    """max |a| of each array, as one device vector (NaN where an array holds a NaN)."""
-    return xp.stack([xp.abs(a).max() for a in arrays])
+def _largest(xp, arrays):
+    """max |a| over all `arrays` as a device vector of one element (NaN if any holds a NaN): one
+    concatenation and one reduction however many arrays, so few kernel launches on a GPU."""
+    return xp.abs(xp.concatenate([a.ravel() for a in arrays])).max(keepdims=True)
 
 
 def _snapshot(run):
@@ -279,8 +280,8 @@ class _Guard:
         here = (player, run.step + 1)
         with self.blaming(here, "its update raised"):
             optimiser.step(run.params, grads)
-        self._expect(_sizes(self.xp, [run.params[k] for k in grads]), list(grads), validate.PARAM_BOUND,
-                     here, "its parameter {name} became {value:.3g}")
+        self._expect({k: run.params[k] for k in grads}, validate.PARAM_BOUND, here,
+                     "its parameter {name} became {value:.3g}")
         self.mover = here
         return loss
 
@@ -289,14 +290,15 @@ class _Guard:
         mixed = player == "primal" and self.mover[0] == "dual"   # both players moved since the last primal loss
         with self.blaming(self.mover, f"evaluating the {player} loss raised", mixed):
             loss, grads = loss_and_grads(self.run, self.data)
-        self._expect(self.xp.stack([self.xp.abs(loss)]), ["loss"], self.loss_bound, self.mover,
+        self._expect({"loss": self.xp.reshape(loss, (1,))}, self.loss_bound, self.mover,
                      f"the {player} loss became {{value:.3g}}", mixed)
-        self._expect(_sizes(self.xp, grads.values()), list(grads), self.grad_bound, self.mover,
+        self._expect(grads, self.grad_bound, self.mover,
                      f"the gradient of the {player} loss became {{value:.3g}} in {{name}}", mixed)
         return loss, grads
 
-    def _expect(self, sizes, names, bound, blame, what, mixed=False):
-        self.pending.append((sizes / bound, names, bound, blame, what, mixed))
+    def _expect(self, arrays, bound, blame, what, mixed=False):
+        """Gather the check |a| <= bound for the arrays {name: array}, read by `verify`."""
+        self.pending.append((_largest(self.xp, arrays.values()) / bound, arrays, bound, blame, what, mixed))
         if len(self.pending) >= PENDING:                   # many adversary steps: read them now
             self.verify()
 
@@ -305,13 +307,13 @@ class _Guard:
         checks, self.pending = self.pending, []
         if not checks or float(self.xp.concatenate([c[0] for c in checks]).max()) <= 1:   # NaN fails
             return
-        for ratios, names, bound, blame, what, mixed in checks:
-            ratios = to_host(ratios)
-            bad = np.flatnonzero(~(ratios <= 1))
-            if bad.size:
-                value = float(ratios[bad[0]]) * bound
+        for ratio, arrays, bound, blame, what, mixed in checks:
+            value = float(ratio[0]) * bound
+            if not value <= bound:                         # the first that failed; find its array
+                sizes = {k: float(self.xp.abs(a).max()) for k, a in arrays.items()}
+                name = next((k for k, v in sizes.items() if not v <= bound), next(iter(arrays)))
                 sane = f" (sane: at most {bound:.3g} in size)" if math.isfinite(value) else ""
-                raise _Diverged(blame, what.format(name=names[bad[0]], value=value) + sane, mixed)
+                raise _Diverged(blame, what.format(name=name, value=value) + sane, mixed)
 
     @contextmanager
     def blaming(self, blame, doing, mixed=False):
