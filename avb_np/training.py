@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, fields, is_dataclass, replace
 import numpy as np
 
 from . import evaluation, models, validate
-from .backend import to_device
+from .backend import to_device, to_host
 from .config import FIXED
 from .data import sample_batch
 from .network import Affine, Residual, param_shapes
@@ -183,38 +183,79 @@ def loss_bound(cfg):
     return LOSS_SCALE * (cfg.x_dim + 2) * math.log(2)
 
 
-def _draw(run, data, noise_dim):
-    """A fresh minibatch x: (N, Dx) and standard normal noise: (N, noise_dim), on the backend."""
-    cfg = run.cfg
-    x = sample_batch(run.rng, data, cfg.batch_size, dynamic=cfg.dynamic)   # binary rows (N, Dx)
-    noise = run.rng.standard_normal((cfg.batch_size, noise_dim))
-    return to_device(x.astype(cfg.dtype), run.xp), to_device(noise.astype(cfg.dtype), run.xp)
+class HostDraws:
+    """Minibatches and noise from the run's NumPy generator, moved to the backend: the default,
+    which gives the same numbers on NumPy and CuPy and makes resuming exact."""
+
+    def __init__(self, run, data):
+        self.run, self.data = run, data              # data: the host array
+
+    def batch(self):
+        """A fresh minibatch x: (N, Dx), binary rows (binarised afresh if cfg.dynamic)."""
+        cfg = self.run.cfg
+        x = sample_batch(self.run.rng, self.data, cfg.batch_size, dynamic=cfg.dynamic)
+        return to_device(x.astype(cfg.dtype), self.run.xp)
+
+    def normal(self, width):
+        """Standard normal noise: (N, width)."""
+        cfg = self.run.cfg
+        return to_device(self.run.rng.standard_normal((cfg.batch_size, width)).astype(cfg.dtype), self.run.xp)
+
+    def restart(self):
+        """The draws a new call of `train` would make (here: the same, from the run's generator)."""
+        return self
 
 
-def avb_primal(run, data):
+class DeviceDraws(HostDraws):
+    """Minibatches and noise drawn by the backend's own generator, so on a GPU no step copies
+    from the host. The generator is seeded from the run's when `train` starts: a seed still
+    gives the same run, but other numbers than host draws, and a resumed run equals an
+    uninterrupted one only when both were trained in the same calls of `train`."""
+
+    def __init__(self, run, data, on_device=None):
+        super().__init__(run, to_device(data.astype(run.cfg.dtype), run.xp) if on_device is None else on_device)
+        self.gen = run.xp.random.RandomState(int(run.rng.integers(2**32)))
+
+    def batch(self):
+        cfg = self.run.cfg
+        x = self.data[self.gen.randint(0, len(self.data), size=cfg.batch_size)]
+        if cfg.dynamic:                              # P(x_i = 1) = intensity_i
+            x = (self.gen.random_sample(x.shape) < x).astype(cfg.dtype)
+        return x
+
+    def normal(self, width):
+        return self.gen.standard_normal((self.run.cfg.batch_size, width)).astype(self.run.cfg.dtype)
+
+    def restart(self):
+        return DeviceDraws(self.run, None, self.data)
+
+
+DRAWS = {"host": HostDraws, "device": DeviceDraws}
+
+
+def avb_primal(run, draws):
     """The primal loss on a fresh minibatch, mean[T(x, z_q) - log p(x|z_q)], z_q = g_phi(x, eps),
     and its gradients for theta and phi (psi held fixed)."""
-    x, eps = _draw(run, data, run.cfg.eps_dim)
+    x, eps = draws.batch(), draws.normal(run.cfg.eps_dim)
     return primal_loss(run.nets, run.params, x, eps, run.cfg.prior_term)
 
 
-def avb_dual(run, data):
+def avb_dual(run, draws):
     """The adversary's loss on a fresh minibatch, mean[softplus(-T(x, z_q)) + softplus(T(x, z_p))],
     and its gradients for psi (phi held fixed)."""
-    x, eps = _draw(run, data, run.cfg.eps_dim)
-    z_p = run.rng.standard_normal((run.cfg.batch_size, run.cfg.z_dim))      # z_p ~ p(z) = N(0, I)
-    z_p = to_device(z_p.astype(run.cfg.dtype), run.xp)
+    x, eps = draws.batch(), draws.normal(run.cfg.eps_dim)
+    z_p = draws.normal(run.cfg.z_dim)                                 # z_p ~ p(z) = N(0, I)
     return dual_loss(run.nets, run.params, x, eps, z_p, run.cfg.prior_term)
 
 
-def vae_primal(run, data):
+def vae_primal(run, draws):
     """The VAE's loss on a fresh minibatch, mean[KL(q(z|x) || p(z)) - log p(x|z)] with
     z = mu + sigma * eps, and its gradients for theta and phi."""
-    x, eps = _draw(run, data, run.cfg.z_dim)
+    x, eps = draws.batch(), draws.normal(run.cfg.z_dim)
     return vae_loss(run.nets, run.params, x, eps)
 
 
-def avb_iteration(run, data, guard):
+def avb_iteration(run, guard):
     """One iteration of Algorithm 1: a primal step, then cfg.dual_steps adversary steps."""
     primal = guard.step("primal", run.opt_primal, avb_primal)
     for _ in range(run.cfg.dual_steps):
@@ -222,7 +263,7 @@ def avb_iteration(run, data, guard):
     return primal, dual
 
 
-def vae_iteration(run, data, guard):
+def vae_iteration(run, guard):
     """One VAE step: minimise the negative ELBO over theta and phi."""
     return guard.step("primal", run.opt_primal, vae_primal), float("nan")
 
@@ -265,8 +306,8 @@ class _Guard:
     iteration (`verify`). A failed check blames the step that made the state it measured.
     """
 
-    def __init__(self, run, data):
-        self.run, self.data, self.xp = run, data, run.xp
+    def __init__(self, run, draws):
+        self.run, self.draws, self.xp = run, draws, run.xp
         self.loss_bound = loss_bound(run.cfg)
         self.grad_bound = math.sqrt(float(np.finfo(run.cfg.dtype).max))   # Adam squares the gradient
         self.mover = (None, run.step)  # (player, iteration) of the step that made the parameters; None: before this call
@@ -285,11 +326,11 @@ class _Guard:
         self.mover = here
         return loss
 
-    def evaluate(self, player, loss_and_grads):
+    def evaluate(self, player, loss_and_grads, draws=None):
         """`player`'s loss and gradients on a fresh draw, checked as the work of the previous step."""
         mixed = player == "primal" and self.mover[0] == "dual"   # both players moved since the last primal loss
         with self.blaming(self.mover, f"evaluating the {player} loss raised", mixed):
-            loss, grads = loss_and_grads(self.run, self.data)
+            loss, grads = loss_and_grads(self.run, draws or self.draws)
         self._expect({"loss": self.xp.reshape(loss, (1,))}, self.loss_bound, self.mover,
                      f"the {player} loss became {{value:.3g}}", mixed)
         self._expect(grads, self.grad_bound, self.mover,
@@ -302,13 +343,19 @@ class _Guard:
         if len(self.pending) >= PENDING:                   # many adversary steps: read them now
             self.verify()
 
-    def verify(self):
-        """Read the gathered checks (one host sync); raise _Diverged for the first that failed."""
-        checks, self.pending = self.pending, []
-        if not checks or float(self.xp.concatenate([c[0] for c in checks]).max()) <= 1:   # NaN fails
-            return
-        for ratio, arrays, bound, blame, what, mixed in checks:
-            value = float(ratio[0]) * bound
+    def verify(self, *values):
+        """Read the gathered checks and the scalars `values` (the losses) in one transfer to the
+        host; raise _Diverged for the first check that failed, else return `values` as floats."""
+        checks, self.pending, xp = self.pending, [], self.xp
+        if not checks and not values:
+            return ()
+        host = to_host(xp.concatenate([c[0].astype(np.float64) for c in checks] +
+                                      [xp.reshape(xp.asarray(v, dtype=np.float64), (1,)) for v in values]))
+        ratios, values = host[:len(checks)], tuple(float(v) for v in host[len(checks):])
+        if np.all(ratios <= 1):                            # NaN fails
+            return values
+        for ratio, (_, arrays, bound, blame, what, mixed) in zip(ratios, checks):
+            value = float(ratio) * bound
             if not value <= bound:                         # the first that failed; find its array
                 sizes = {k: float(self.xp.abs(a).max()) for k, a in arrays.items()}
                 name = next((k for k, v in sizes.items() if not v <= bound), next(iter(arrays)))
@@ -330,7 +377,7 @@ class _Guard:
         exactly as without the probe."""
         state = self.run.rng.bit_generator.state
         try:
-            self.evaluate("primal", avb_primal if self.run.method == "avb" else vae_primal)
+            self.evaluate("primal", avb_primal if self.run.method == "avb" else vae_primal, self.draws.restart())
         finally:
             self.run.rng.bit_generator.state = state
         self.verify()
@@ -413,12 +460,15 @@ class _Guard:
             return False
 
 
-def train(run, data, steps, log=print, valid=None):
+def train(run, data, steps, log=print, valid=None, draws="host"):
     """Advance `run` by `steps` iterations on host array `data`, logging progress and history.
 
     Every cfg.eval_every iterations a model with z_dim = 2 records its exact log-likelihood
     (quadrature, 100 x 100 grid) on `valid` if given (a binary host array), else on `data`.
     run.cfg is checked first (check_run); its learning rates are the ones used.
+    draws: "host" (minibatches and noise from run.rng, copied to the backend: the same numbers
+    on NumPy and CuPy, exact resume) or "device" (drawn by the backend's generator; see DeviceDraws).
+    One transfer to the host per iteration carries the guard's checks and both losses.
 
     Raises DivergenceError when a step diverges (see the module docstring), and Interrupted on
     Ctrl-C; either way `run` is left at the end of a whole iteration that trains on.
@@ -430,7 +480,8 @@ def train(run, data, steps, log=print, valid=None):
     data = validate.binary_data("data", data, run.cfg.x_dim, intensities=run.cfg.dynamic)
     track = data if valid is None else validate.binary_data("valid", valid, run.cfg.x_dim)
     track = track if run.cfg.z_dim == 2 and not (valid is None and run.cfg.dynamic) else None
-    cfg, hist, guard = run.cfg, run.history, _Guard(run, data)
+    draws = DRAWS[validate.choice("draws", draws, tuple(DRAWS))](run, data)
+    cfg, hist, guard = run.cfg, run.history, _Guard(run, draws)
     iteration = avb_iteration if run.method == "avb" else vae_iteration
     last = run.step + steps
     t_log, step_log = time.perf_counter(), run.step
@@ -441,13 +492,12 @@ def train(run, data, steps, log=print, valid=None):
         for _ in range(steps):
             guard.begin()
             t0 = time.perf_counter()
-            primal, dual = iteration(run, data, guard)
-            guard.verify()
+            primal, dual = guard.verify(*iteration(run, guard))   # floats: one transfer
             run.seconds += time.perf_counter() - t0
             run.step += 1
             hist["step"].append(run.step)
-            hist["primal"].append(float(primal))
-            hist["dual"].append(float(dual))
+            hist["primal"].append(primal)
+            hist["dual"].append(dual)
             if track is not None and cfg.eval_every and run.step % cfg.eval_every == 0:
                 with guard.blaming(guard.mover, "the exact log-likelihood raised"):
                     ll = evaluation.log_likelihood(run.nets, run.params, track, n=100)   # exact, coarse grid
