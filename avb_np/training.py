@@ -3,8 +3,9 @@
 A `Run` holds everything a run needs to continue (configuration, parameters, both optimisers,
 the random generator, the iteration count and the history), so training can be resumed
 (avb_np.checkpoint saves and loads it). All randomness (minibatches, eps, z_p) is drawn on the
-host from one NumPy generator and then moved to the backend, so a seed gives the same numbers
-on NumPy and (up to rounding) on CuPy.
+host from one NumPy generator and then moved to the backend (HostDraws), so a seed gives the
+same numbers on NumPy and (up to rounding) on CuPy; `train(..., draws="device")` draws them
+with the backend's own generator instead (DeviceDraws).
 
 Divergence guard. A step evaluates its player's loss and gradients at the current parameters,
 then updates them. So the loss and gradients a step computes check the step BEFORE it (the one
@@ -129,7 +130,8 @@ def check_run(run, name="run"):
         raise TypeError(f"{name} must be a training.Run (from new_run or checkpoint.load), got {type(run).__name__}")
     method = validate.choice(f"{name}.method", run.method, validate.METHODS)
     cfg = validate.config(run.cfg, method, f"{name}.cfg")
-    changed = [f"{k} from {run.applied[k]!r} to {getattr(cfg, k)!r}" for k in FIXED if getattr(cfg, k) != run.applied[k]]
+    changed = [f"{k} from {run.applied.get(k)!r} to {getattr(cfg, k)!r}" for k in FIXED
+               if getattr(cfg, k) != run.applied.get(k)]
     if changed:
         raise ValueError(f"{name}.cfg changed {', '.join(changed)} after the run was created; these fields "
                          "define its networks, the numbers they hold and its seed. Start a new run "
@@ -256,7 +258,9 @@ def vae_primal(run, draws):
 
 
 def avb_iteration(run, guard):
-    """One iteration of Algorithm 1: a primal step, then cfg.dual_steps adversary steps."""
+    """One iteration of Algorithm 1: a primal step, then cfg.dual_steps adversary steps. Each
+    step evaluates its loss and gradients on a fresh draw, then takes its player's Adam step;
+    guard.step does both and gathers the checks of the divergence guard."""
     primal = guard.step("primal", run.opt_primal, avb_primal)
     for _ in range(run.cfg.dual_steps):
         dual = guard.step("dual", run.opt_dual, avb_dual)
@@ -276,7 +280,7 @@ def _largest(xp, arrays):
 
 def _snapshot(run):
     """Copies of everything an iteration changes (parameters and Adam moments: ~270k floats,
-    ~1 MB, for the default sizes; about 0.2% of an AVB iteration)."""
+    ~1 MB, for the default sizes; under 1% of an AVB iteration)."""
     return {"params": {k: v.copy() for k, v in run.params.items()},
             "primal": run.opt_primal.state(),
             "dual": run.opt_dual.state() if run.opt_dual else None,
@@ -312,7 +316,7 @@ class _Guard:
         self.grad_bound = math.sqrt(float(np.finfo(run.cfg.dtype).max))   # Adam squares the gradient
         self.mover = (None, run.step)  # (player, iteration) of the step that made the parameters; None: before this call
         self.saved = {}                # iteration -> (state at its start, mover then), the last two
-        self.pending = []              # checks not yet read: (ratios, names, bound, blame, what)
+        self.pending = []              # checks not yet read: (|a| / bound, arrays, bound, blame, what, mixed)
 
     def step(self, player, optimiser, loss_and_grads):
         """`player`'s step: its loss and gradients at the current parameters, then its update."""
@@ -417,7 +421,8 @@ class _Guard:
         """Put back the state at the start of the blamed step's iteration; raise DivergenceError."""
         run, (player, iteration) = self.run, err.blame
         if player is None:                                 # the state this call started from
-            self._restore(min(self.saved))
+            if self.saved:
+                self._restore(min(self.saved))
             advice = ("its configuration gives a model whose losses are out of bounds from the start "
                       "(look at Config.prior_term and out_gain)" if iteration == 0 else
                       "load an earlier checkpoint or start a new run (training.new_run)")
@@ -442,9 +447,9 @@ class _Guard:
         raise DivergenceError(message, iteration, player, [name], {name: lower}) from None
 
     def _sane_with_old_adversary(self, iteration):
-        """Is the failed primal loss (right after the adversary's steps of `iteration`) sane on the
-        same draw with the adversary put back as it was at the start of `iteration`? Then the
-        adversary's steps broke it; if not, the encoder/decoder's step did."""
+        """Is the failed primal loss (right after the adversary's steps of `iteration`) sane, on the
+        same draw (with host draws), with the adversary put back as it was at the start of
+        `iteration`? Then the adversary's steps broke it; if not, the encoder/decoder's step did."""
         run = self.run
         new = self.saved[iteration + 1][0] if iteration + 1 in self.saved else _snapshot(run)
         self._restore(iteration)                           # the adversary before its steps ...
