@@ -3,8 +3,9 @@
 A `Run` holds everything a run needs to continue (configuration, parameters, both optimisers,
 the random generator, the iteration count and the history), so training can be resumed
 (avb_np.checkpoint saves and loads it). All randomness (minibatches, eps, z_p) is drawn on the
-host from one NumPy generator and then moved to the backend, so a seed gives the same numbers
-on NumPy and (up to rounding) on CuPy.
+host from one NumPy generator and then moved to the backend (HostDraws), so a seed gives the
+same numbers on NumPy and (up to rounding) on CuPy; `train(..., draws="device")` draws them
+with the backend's own generator instead (DeviceDraws).
 
 Divergence guard. A step evaluates its player's loss and gradients at the current parameters,
 then updates them. So the loss and gradients a step computes check the step BEFORE it (the one
@@ -129,7 +130,8 @@ def check_run(run, name="run"):
         raise TypeError(f"{name} must be a training.Run (from new_run or checkpoint.load), got {type(run).__name__}")
     method = validate.choice(f"{name}.method", run.method, validate.METHODS)
     cfg = validate.config(run.cfg, method, f"{name}.cfg")
-    changed = [f"{k} from {run.applied[k]!r} to {getattr(cfg, k)!r}" for k in FIXED if getattr(cfg, k) != run.applied[k]]
+    changed = [f"{k} from {run.applied.get(k)!r} to {getattr(cfg, k)!r}" for k in FIXED
+               if getattr(cfg, k) != run.applied.get(k)]
     if changed:
         raise ValueError(f"{name}.cfg changed {', '.join(changed)} after the run was created; these fields "
                          "define its networks, the numbers they hold and its seed. Start a new run "
@@ -150,7 +152,7 @@ def check_run(run, name="run"):
         opt, lr = getattr(run, f"opt_{player}"), f"lr_{player}"
         own = {k: s for k, s in shapes.items() if k.startswith(PLAYERS[player])}
         validate.adam(f"{name}.opt_{player}", opt, own, cfg.dtype, xp)
-        if opt.lr != run.applied[lr] and opt.lr != getattr(cfg, lr):      # set by hand on the optimiser
+        if opt.lr != run.applied.get(lr) and opt.lr != getattr(cfg, lr):  # set by hand on the optimiser
             raise ValueError(f"{name}.opt_{player}.lr was set to {opt.lr:g}, but training takes the learning "
                              f"rate from {name}.cfg.{lr} ({getattr(cfg, lr):g}); set that instead")
         if opt.t < step or (player == "primal" and opt.t != step):      # one primal step per iteration,
@@ -192,58 +194,102 @@ def lr_scale(cfg, step):
     return 0.5 * (1 + math.cos(math.pi * step / cfg.steps))
 
 
-def _draw(run, data, noise_dim):
-    """A fresh minibatch x: (N, Dx) and standard normal noise: (N, noise_dim), on the backend."""
-    cfg = run.cfg
-    x = sample_batch(run.rng, data, cfg.batch_size, dynamic=cfg.dynamic)   # binary rows (N, Dx)
-    noise = run.rng.standard_normal((cfg.batch_size, noise_dim))
-    return to_device(x.astype(cfg.dtype), run.xp), to_device(noise.astype(cfg.dtype), run.xp)
+class HostDraws:
+    """Minibatches and noise from the run's NumPy generator, moved to the backend: the default,
+    which gives the same numbers on NumPy and CuPy and makes resuming exact."""
+
+    def __init__(self, run, data):
+        self.run, self.data = run, data              # data: the host array
+
+    def batch(self):
+        """A fresh minibatch x: (N, Dx), binary rows (binarised afresh if cfg.dynamic)."""
+        cfg = self.run.cfg
+        x = sample_batch(self.run.rng, self.data, cfg.batch_size, dynamic=cfg.dynamic)
+        return to_device(x.astype(cfg.dtype), self.run.xp)
+
+    def normal(self, width):
+        """Standard normal noise: (N, width)."""
+        cfg = self.run.cfg
+        return to_device(self.run.rng.standard_normal((cfg.batch_size, width)).astype(cfg.dtype), self.run.xp)
+
+    def restart(self):
+        """The draws a new call of `train` would make (here: the same, from the run's generator)."""
+        return self
 
 
-def avb_primal(run, data):
+class DeviceDraws(HostDraws):
+    """Minibatches and noise drawn by the backend's own generator, so on a GPU no step copies
+    from the host. The generator is seeded from the run's when `train` starts: a seed still
+    gives the same run, but other numbers than host draws, and a resumed run equals an
+    uninterrupted one only when both were trained in the same calls of `train`."""
+
+    def __init__(self, run, data, on_device=None):
+        super().__init__(run, to_device(data.astype(run.cfg.dtype), run.xp) if on_device is None else on_device)
+        self.gen = run.xp.random.RandomState(int(run.rng.integers(2**32)))
+
+    def batch(self):
+        cfg = self.run.cfg
+        x = self.data[self.gen.randint(0, len(self.data), size=cfg.batch_size)]
+        if cfg.dynamic:                              # P(x_i = 1) = intensity_i
+            x = (self.gen.random_sample(x.shape) < x).astype(cfg.dtype)
+        return x
+
+    def normal(self, width):
+        return self.gen.standard_normal((self.run.cfg.batch_size, width)).astype(self.run.cfg.dtype)
+
+    def restart(self):
+        return DeviceDraws(self.run, None, self.data)
+
+
+DRAWS = {"host": HostDraws, "device": DeviceDraws}
+
+
+def avb_primal(run, draws):
     """The primal loss on a fresh minibatch, mean[T(x, z_q) - log p(x|z_q)], z_q = g_phi(x, eps),
     and its gradients for theta and phi (psi held fixed)."""
-    x, eps = _draw(run, data, run.cfg.eps_dim)
+    x, eps = draws.batch(), draws.normal(run.cfg.eps_dim)
     return primal_loss(run.nets, run.params, x, eps, run.cfg.prior_term)
 
 
-def avb_dual(run, data):
+def avb_dual(run, draws):
     """The adversary's loss on a fresh minibatch, mean[softplus(-T(x, z_q)) + softplus(T(x, z_p))],
     and its gradients for psi (phi held fixed)."""
-    x, eps = _draw(run, data, run.cfg.eps_dim)
-    z_p = run.rng.standard_normal((run.cfg.batch_size, run.cfg.z_dim))      # z_p ~ p(z) = N(0, I)
-    z_p = to_device(z_p.astype(run.cfg.dtype), run.xp)
+    x, eps = draws.batch(), draws.normal(run.cfg.eps_dim)
+    z_p = draws.normal(run.cfg.z_dim)                                 # z_p ~ p(z) = N(0, I)
     return dual_loss(run.nets, run.params, x, eps, z_p, run.cfg.prior_term)
 
 
-def vae_primal(run, data):
+def vae_primal(run, draws):
     """The VAE's loss on a fresh minibatch, mean[KL(q(z|x) || p(z)) - log p(x|z)] with
     z = mu + sigma * eps, and its gradients for theta and phi."""
-    x, eps = _draw(run, data, run.cfg.z_dim)
+    x, eps = draws.batch(), draws.normal(run.cfg.z_dim)
     return vae_loss(run.nets, run.params, x, eps)
 
 
-def avb_iteration(run, data, guard):
-    """One iteration of Algorithm 1: a primal step, then cfg.dual_steps adversary steps."""
+def avb_iteration(run, guard):
+    """One iteration of Algorithm 1: a primal step, then cfg.dual_steps adversary steps. Each
+    step evaluates its loss and gradients on a fresh draw, then takes its player's Adam step;
+    guard.step does both and gathers the checks of the divergence guard."""
     primal = guard.step("primal", run.opt_primal, avb_primal)
     for _ in range(run.cfg.dual_steps):
         dual = guard.step("dual", run.opt_dual, avb_dual)
     return primal, dual
 
 
-def vae_iteration(run, data, guard):
+def vae_iteration(run, guard):
     """One VAE step: minimise the negative ELBO over theta and phi."""
     return guard.step("primal", run.opt_primal, vae_primal), float("nan")
 
 
-def _sizes(xp, arrays):
-    """max |a| of each array, as one device vector (NaN where an array holds a NaN)."""
-    return xp.stack([xp.abs(a).max() for a in arrays])
+def _largest(xp, arrays):
+    """max |a| over all `arrays` as a device vector of one element (NaN if any holds a NaN): one
+    concatenation and one reduction however many arrays, so few kernel launches on a GPU."""
+    return xp.abs(xp.concatenate([a.ravel() for a in arrays])).max(keepdims=True)
 
 
 def _snapshot(run):
     """Copies of everything an iteration changes (parameters and Adam moments: ~270k floats,
-    ~1 MB, for the default sizes; about 0.2% of an AVB iteration)."""
+    ~1 MB, for the default sizes; under 1% of an AVB iteration)."""
     return {"params": {k: v.copy() for k, v in run.params.items()},
             "primal": run.opt_primal.state(),
             "dual": run.opt_dual.state() if run.opt_dual else None,
@@ -273,13 +319,13 @@ class _Guard:
     iteration (`verify`). A failed check blames the step that made the state it measured.
     """
 
-    def __init__(self, run, data):
-        self.run, self.data, self.xp = run, data, run.xp
+    def __init__(self, run, draws):
+        self.run, self.draws, self.xp = run, draws, run.xp
         self.loss_bound = loss_bound(run.cfg)
         self.grad_bound = math.sqrt(float(np.finfo(run.cfg.dtype).max))   # Adam squares the gradient
         self.mover = (None, run.step)  # (player, iteration) of the step that made the parameters; None: before this call
         self.saved = {}                # iteration -> (state at its start, mover then), the last two
-        self.pending = []              # checks not yet read: (ratios, names, bound, blame, what)
+        self.pending = []              # checks not yet read: (|a| / bound, arrays, bound, blame, what, mixed)
 
     def step(self, player, optimiser, loss_and_grads):
         """`player`'s step: its loss and gradients at the current parameters, then its update."""
@@ -288,39 +334,46 @@ class _Guard:
         here = (player, run.step + 1)
         with self.blaming(here, "its update raised"):
             optimiser.step(run.params, grads, lr_scale(run.cfg, run.step))
-        self._expect(_sizes(self.xp, [run.params[k] for k in grads]), list(grads), validate.PARAM_BOUND,
-                     here, "its parameter {name} became {value:.3g}")
+        self._expect({k: run.params[k] for k in grads}, validate.PARAM_BOUND, here,
+                     "its parameter {name} became {value:.3g}")
         self.mover = here
         return loss
 
-    def evaluate(self, player, loss_and_grads):
+    def evaluate(self, player, loss_and_grads, draws=None):
         """`player`'s loss and gradients on a fresh draw, checked as the work of the previous step."""
         mixed = player == "primal" and self.mover[0] == "dual"   # both players moved since the last primal loss
         with self.blaming(self.mover, f"evaluating the {player} loss raised", mixed):
-            loss, grads = loss_and_grads(self.run, self.data)
-        self._expect(self.xp.stack([self.xp.abs(loss)]), ["loss"], self.loss_bound, self.mover,
+            loss, grads = loss_and_grads(self.run, draws or self.draws)
+        self._expect({"loss": self.xp.reshape(loss, (1,))}, self.loss_bound, self.mover,
                      f"the {player} loss became {{value:.3g}}", mixed)
-        self._expect(_sizes(self.xp, grads.values()), list(grads), self.grad_bound, self.mover,
+        self._expect(grads, self.grad_bound, self.mover,
                      f"the gradient of the {player} loss became {{value:.3g}} in {{name}}", mixed)
         return loss, grads
 
-    def _expect(self, sizes, names, bound, blame, what, mixed=False):
-        self.pending.append((sizes / bound, names, bound, blame, what, mixed))
+    def _expect(self, arrays, bound, blame, what, mixed=False):
+        """Gather the check |a| <= bound for the arrays {name: array}, read by `verify`."""
+        self.pending.append((_largest(self.xp, arrays.values()) / bound, arrays, bound, blame, what, mixed))
         if len(self.pending) >= PENDING:                   # many adversary steps: read them now
             self.verify()
 
-    def verify(self):
-        """Read the gathered checks (one host sync); raise _Diverged for the first that failed."""
-        checks, self.pending = self.pending, []
-        if not checks or float(self.xp.concatenate([c[0] for c in checks]).max()) <= 1:   # NaN fails
-            return
-        for ratios, names, bound, blame, what, mixed in checks:
-            ratios = to_host(ratios)
-            bad = np.flatnonzero(~(ratios <= 1))
-            if bad.size:
-                value = float(ratios[bad[0]]) * bound
+    def verify(self, *values):
+        """Read the gathered checks and the scalars `values` (the losses) in one transfer to the
+        host; raise _Diverged for the first check that failed, else return `values` as floats."""
+        checks, self.pending, xp = self.pending, [], self.xp
+        if not checks and not values:
+            return ()
+        host = to_host(xp.concatenate([c[0].astype(np.float64) for c in checks] +
+                                      [xp.reshape(xp.asarray(v, dtype=np.float64), (1,)) for v in values]))
+        ratios, values = host[:len(checks)], tuple(float(v) for v in host[len(checks):])
+        if np.all(ratios <= 1):                            # NaN fails
+            return values
+        for ratio, (_, arrays, bound, blame, what, mixed) in zip(ratios, checks):
+            value = float(ratio) * bound
+            if not value <= bound:                         # the first that failed; find its array
+                sizes = {k: float(self.xp.abs(a).max()) for k, a in arrays.items()}
+                name = next((k for k, v in sizes.items() if not v <= bound), next(iter(arrays)))
                 sane = f" (sane: at most {bound:.3g} in size)" if math.isfinite(value) else ""
-                raise _Diverged(blame, what.format(name=names[bad[0]], value=value) + sane, mixed)
+                raise _Diverged(blame, what.format(name=name, value=value) + sane, mixed)
 
     @contextmanager
     def blaming(self, blame, doing, mixed=False):
@@ -337,23 +390,21 @@ class _Guard:
         exactly as without the probe."""
         state = self.run.rng.bit_generator.state
         try:
-            self.evaluate("primal", avb_primal if self.run.method == "avb" else vae_primal)
+            self.evaluate("primal", avb_primal if self.run.method == "avb" else vae_primal, self.draws.restart())
         finally:
             self.run.rng.bit_generator.state = state
         self.verify()
 
-    @contextmanager
-    def iteration(self):
-        """Keep the state at the start of an iteration; turn a failed check into DivergenceError and
-        Ctrl-C into Interrupted, each after putting back a state that trains on."""
+    def begin(self):
+        """Keep the state at the start of the next iteration (and the one before it)."""
         run = self.run
         self.saved = {k: v for k, v in self.saved.items() if k == run.step}
         self.saved[run.step + 1] = (_snapshot(run), self.mover)
-        with self.restoring():
-            yield
 
     @contextmanager
     def restoring(self):
+        """Turn a failed check into DivergenceError and Ctrl-C into Interrupted, each after putting
+        back a state that trains on."""
         try:
             yield
         except _Diverged as err:
@@ -379,7 +430,8 @@ class _Guard:
         """Put back the state at the start of the blamed step's iteration; raise DivergenceError."""
         run, (player, iteration) = self.run, err.blame
         if player is None:                                 # the state this call started from
-            self._restore(min(self.saved))
+            if self.saved:
+                self._restore(min(self.saved))
             advice = ("its configuration gives a model whose losses are out of bounds from the start "
                       "(look at Config.prior_term and out_gain)" if iteration == 0 else
                       "load an earlier checkpoint or start a new run (training.new_run)")
@@ -406,9 +458,9 @@ class _Guard:
         raise DivergenceError(message, iteration, player, [name], {name: lower}) from None
 
     def _sane_with_old_adversary(self, iteration):
-        """Is the failed primal loss (right after the adversary's steps of `iteration`) sane on the
-        same draw with the adversary put back as it was at the start of `iteration`? Then the
-        adversary's steps broke it; if not, the encoder/decoder's step did."""
+        """Is the failed primal loss (right after the adversary's steps of `iteration`) sane, on the
+        same draw (with host draws), with the adversary put back as it was at the start of
+        `iteration`? Then the adversary's steps broke it; if not, the encoder/decoder's step did."""
         run = self.run
         new = self.saved[iteration + 1][0] if iteration + 1 in self.saved else _snapshot(run)
         self._restore(iteration)                           # the adversary before its steps ...
@@ -424,12 +476,15 @@ class _Guard:
             return False
 
 
-def train(run, data, steps, log=print, valid=None):
+def train(run, data, steps, log=print, valid=None, draws="host"):
     """Advance `run` by `steps` iterations on host array `data`, logging progress and history.
 
     Every cfg.eval_every iterations a model with z_dim = 2 records its exact log-likelihood
     (quadrature, 100 x 100 grid) on `valid` if given (a binary host array), else on `data`.
     run.cfg is checked first (check_run); its learning rates are the ones used.
+    draws: "host" (minibatches and noise from run.rng, copied to the backend: the same numbers
+    on NumPy and CuPy, exact resume) or "device" (drawn by the backend's generator; see DeviceDraws).
+    One transfer to the host per iteration carries the guard's checks and both losses.
 
     Raises DivergenceError when a step diverges (see the module docstring), and Interrupted on
     Ctrl-C; either way `run` is left at the end of a whole iteration that trains on.
@@ -446,29 +501,29 @@ def train(run, data, steps, log=print, valid=None):
     data = validate.binary_data("data", data, run.cfg.x_dim, intensities=run.cfg.dynamic)
     track = data if valid is None else validate.binary_data("valid", valid, run.cfg.x_dim)
     track = track if run.cfg.z_dim == 2 and not (valid is None and run.cfg.dynamic) else None
-    cfg, hist, guard = run.cfg, run.history, _Guard(run, data)
+    draws = DRAWS[validate.choice("draws", draws, tuple(DRAWS))](run, data)
+    cfg, hist, guard = run.cfg, run.history, _Guard(run, draws)
     iteration = avb_iteration if run.method == "avb" else vae_iteration
     last = run.step + steps
     t_log, step_log = time.perf_counter(), run.step
     # Underflow to 0 is a correct result, not divergence; the guard reports overflow and invalid
     # values itself, so NumPy's default warnings about them would only repeat it ("raise" stays).
     quiet = {k: "ignore" for k, how in np.geterr().items() if how == "warn"}
-    with np.errstate(**{**quiet, "under": "ignore"}):
+    with np.errstate(**{**quiet, "under": "ignore"}), guard.restoring():
         for _ in range(steps):
-            with guard.iteration():
-                t0 = time.perf_counter()
-                primal, dual = iteration(run, data, guard)
-                guard.verify()
-                run.seconds += time.perf_counter() - t0
-                run.step += 1
-                hist["step"].append(run.step)
-                hist["primal"].append(float(primal))
-                hist["dual"].append(float(dual))
-                if track is not None and cfg.eval_every and run.step % cfg.eval_every == 0:
-                    with guard.blaming(guard.mover, "the exact log-likelihood raised"):
-                        ll = evaluation.log_likelihood(run.nets, run.params, track, n=100)   # exact, coarse grid
-                    hist["ll_step"].append(run.step)
-                    hist["log_likelihood"].append(ll)
+            guard.begin()
+            t0 = time.perf_counter()
+            primal, dual = guard.verify(*iteration(run, guard))   # floats: one transfer
+            run.seconds += time.perf_counter() - t0
+            run.step += 1
+            hist["step"].append(run.step)
+            hist["primal"].append(primal)
+            hist["dual"].append(dual)
+            if track is not None and cfg.eval_every and run.step % cfg.eval_every == 0:
+                with guard.blaming(guard.mover, "the exact log-likelihood raised"):
+                    ll = evaluation.log_likelihood(run.nets, run.params, track, n=100)   # exact, coarse grid
+                hist["ll_step"].append(run.step)
+                hist["log_likelihood"].append(ll)
             if log and cfg.log_every and (run.step % cfg.log_every == 0 or run.step == last):
                 now = time.perf_counter()
                 rate = (run.step - step_log) / max(now - t_log, 1e-9)
@@ -477,8 +532,7 @@ def train(run, data, steps, log=print, valid=None):
                 if hist["log_likelihood"]:                 # the latest exact value, and when it was taken
                     at = "" if hist["ll_step"][-1] == run.step else f" (at {hist['ll_step'][-1]})"
                     ll = f"  log p(x) {hist['log_likelihood'][-1]:.4f}{at}"
-                dual_text = f"  dual {float(dual):.4f}" if run.method == "avb" else ""
-                log(f"[{run.method}] iter {run.step:>6}  primal {float(primal):.4f}{dual_text}{ll}  {rate:.0f} it/s")
-        with guard.restoring():
-            guard.probe()                                  # the last step, checked as the next iteration would
+                dual_text = f"  dual {hist['dual'][-1]:.4f}" if run.method == "avb" else ""
+                log(f"[{run.method}] iter {run.step:>6}  primal {hist['primal'][-1]:.4f}{dual_text}{ll}  {rate:.0f} it/s")
+        guard.probe()                                      # the last step, checked as the next iteration would
     return run

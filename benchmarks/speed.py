@@ -120,17 +120,16 @@ def numpy_callables(pkg, cfg, method, data):
                 training._check_finite(run, player, loss)
         return {"iteration": lambda: iteration(run, data), "guard": guard,
                 "matmul": matmul_block(np)}, run
-    checker = training._Guard(run, data)              # steps the players and gathers their checks
+    checker = training._Guard(run, training.HostDraws(run, data))   # steps the players, gathers checks
 
     def guarded():                                    # one iteration exactly as `train` runs it
-        with checker.iteration():
-            iteration(run, data, checker)
-            checker.verify()
+        checker.begin()
+        checker.verify(*iteration(run, checker))
 
     def guard():                                      # the guard's own work in one iteration: the
-        training._snapshot(run)                       # copy, and the size checks of the
-        arrays = list(run.params.values())            # parameters and (as many) gradients, read
-        sizes = [training._sizes(np, arrays) for _ in range(2 * len(players))]   # once
+        training._snapshot(run)                       # copy, and the size checks of the parameters
+        arrays = list(run.params.values())            # and (as many) gradients, read at once
+        sizes = [training._largest(np, arrays) for _ in range(2 * len(players))]
         float(np.concatenate(sizes).max())
     return {"iteration": guarded, "guard": guard, "matmul": matmul_block(np)}, run
 

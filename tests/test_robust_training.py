@@ -8,7 +8,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from avb_np import checkpoint, evaluation, training
+from avb_np import backend, checkpoint, evaluation, training
 from avb_np.data import toy_data
 from common import assert_same_state, interrupt_dual_loss, tiny, trained
 
@@ -174,7 +174,7 @@ def test_underflow_is_not_divergence():
         training.train(run, toy_data(), 15)
         state = run.rng.bit_generator.state
         with np.errstate(under="raise"), pytest.raises(FloatingPointError, match="underflow"):
-            training.avb_dual(run, toy_data())
+            training.avb_dual(run, training.HostDraws(run, toy_data()))
         run.rng.bit_generator.state = state
     finally:
         np.seterr(**old)
@@ -204,3 +204,65 @@ def test_ctrl_c_mid_iteration_restores_the_last_whole_iteration(monkeypatch):
     reference = trained(tiny(), "avb", 3)
     assert_same_state(run, reference)
     assert_same_state(training.train(run, toy_data(), 3), training.train(reference, toy_data(), 3))
+
+
+def test_ctrl_c_between_iterations_keeps_the_whole_iteration():
+    """Ctrl-C while iteration 3 is being logged (it is complete) keeps it: the run stays at
+    iteration 3, equal to a run trained 3 iterations, and Interrupted says so."""
+    def log(line):
+        raise KeyboardInterrupt
+    run = training.new_run(tiny(log_every=3), "avb", np)
+    with pytest.raises(training.Interrupted, match="after the end of iteration 3"):
+        training.train(run, toy_data(), 10, log=log)
+    assert_same_state(run, trained(tiny(log_every=3), "avb", 3))
+
+
+# ----------------------------------------------------------------------------- draws on the device
+
+def test_device_draws_are_reproducible_and_guarded():
+    """draws="device" takes minibatches and noise from the backend's own generator (here NumPy's,
+    so the code path runs without a GPU), seeded from the run's generator at each call: the same
+    calls give the same run, bit for bit, and other numbers than host draws. The guard checks
+    the last step of a call the same way. A bad value of `draws` is named."""
+    a, b, host = (training.new_run(tiny(), "avb", np) for _ in range(3))
+    for run in (a, b):
+        training.train(run, toy_data(), 3, draws="device")
+        training.train(run, toy_data(), 2, draws="device")
+    training.train(host, toy_data(), 5)
+    assert_same_state(a, b)
+    assert a.history["primal"] != host.history["primal"] and np.all(np.isfinite(a.history["primal"]))
+    run = training.new_run(tiny(lr_dual=1e3, dual_steps=1), "avb", np)
+    with np.errstate(**QUIET), pytest.raises(training.DivergenceError, match="adversary"):
+        training.train(run, toy_data(), 1, draws="device")
+    assert run.step == 0
+    with pytest.raises(ValueError, match="draws must be one of \\('host', 'device'\\), got 'gpu'"):
+        training.train(run, toy_data(), 1, draws="gpu")
+
+
+def test_device_draws_binarise_dynamically():
+    """With cfg.dynamic, a device minibatch of intensity-0.25 rows is binary with about a quarter
+    of its pixels on (4096 pixels: within 0.05 of 0.25, about 7 standard deviations)."""
+    run = training.new_run(tiny(dynamic=True, batch_size=1024), "vae", np)
+    x = training.DeviceDraws(run, np.full((3, 4), 0.25)).batch()
+    assert x.shape == (1024, 4) and set(np.unique(x)) <= {0.0, 1.0} and abs(x.mean() - 0.25) < 0.05
+
+
+@pytest.mark.parametrize("draws", ["host", "device"])
+def test_training_on_cupy(draws, tmp_path):
+    """Where CuPy and a GPU are available: 4 iterations on the GPU give finite losses, with host
+    draws the NumPy run's losses to rtol 1e-3 (float32 rounding through 4 iterations of Adam);
+    the run saves and loads back onto the GPU, and the guard stops an absurd adversary there too."""
+    try:
+        cp = backend.load("cupy")
+    except backend.BackendError as reason:
+        pytest.skip(str(reason))
+    run = training.train(training.new_run(tiny(), "avb", cp), toy_data(), 4, draws=draws)
+    assert np.all(np.isfinite(run.history["primal"] + run.history["dual"]))
+    if draws == "host":
+        np.testing.assert_allclose(run.history["primal"], trained(tiny(), "avb", 4).history["primal"], rtol=1e-3)
+    checkpoint.save(tmp_path / "c.npz", {"avb": run})
+    loaded = checkpoint.load(tmp_path / "c.npz", xp=cp)["avb"]
+    assert loaded.step == 4 and backend.array_module(loaded.params["dec.0.W"]) is cp
+    bad = training.new_run(tiny(lr_dual=1e6), "avb", cp)
+    with pytest.raises(training.DivergenceError, match="adversary"):
+        training.train(bad, toy_data(), 5, draws=draws)

@@ -1,7 +1,6 @@
 """Bad input at every public entry point fails early, with the error type the documentation
 promises (TypeError for a wrong type, ValueError for a wrong value, BackendError for the
 backend switch) and a message that names the argument and says what was expected."""
-import dataclasses
 import math
 import sys
 import types
