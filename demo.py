@@ -36,8 +36,8 @@ import sys
 
 import numpy as np
 
-from avb_np import (backend, checkpoint, config, data, eight_schools, evaluation, plots, scoring, targets,
-                    training, validate, vi, vi_plots)
+from avb_np import (backend, checkpoint, config, data, eight_schools, evaluation, outputs, plots, scoring,
+                    targets, training, validate, vi, vi_plots)
 
 METHODS = ("avb", "vae")
 
@@ -75,8 +75,9 @@ def add_training_flags(p, default, out):
     p.add_argument("--out", default=out, help=f"output folder for results, figures and checkpoint (default {out})")
     p.add_argument("--save-every", type=checked("save_every", validate.non_negative_int), default=0,
                    help="save OUT/checkpoint.npz every this many iterations (default 0: at the end and on Ctrl-C only)")
-    p.add_argument("--resume", metavar="PATH", default=None,
+    p.add_argument("--resume", metavar="PATH", default=None, type=checked("resume", validate.path, str),
                    help="continue the runs saved in PATH to --steps; the other flags must match the saved run's")
+    p.add_argument("--overwrite", action="store_true", help="replace a checkpoint already in --out with a new run")
 
 
 def parse_args(argv, experiment="toy"):
@@ -117,7 +118,7 @@ def resume_command(args, path, **changes):
     cmd = ["python", "demo.py"] + ([] if args.experiment == "toy" else [args.experiment])
     for key, value in {**vars(args), **changes, "resume": path}.items():
         flag = "--" + key.replace("_", "-")
-        if key == "experiment" or value is None or value is False or (key == "save_every" and not value):
+        if key in ("experiment", "overwrite") or value is None or value is False or (key == "save_every" and not value):
             continue
         cmd += [flag] if value is True else [flag, f"{value:g}" if isinstance(value, float) else str(value)]
     return shlex.join(cmd)
@@ -134,14 +135,18 @@ def configure(cfg, args):
     return cfg
 
 
-def train_models(args, cfg, train_data, xp, valid=None):
+def train_models(args, cfg, train_data, xp, files, valid=None):
     """Train (or resume) AVB and the VAE, saving OUT/checkpoint.npz as they go; returns {method: Run}.
 
-    Ctrl-C saves and prints the command that resumes (exit code 130); a divergence saves the last
-    finite state and prints the command that continues with halved learning rates (exit code 1).
+    The output folder is checked first (`files` are the outputs the experiment will write): a
+    checkpoint already there is never replaced without --overwrite. Ctrl-C or SIGTERM saves and
+    prints the command that resumes (exit code 130); a divergence saves the last sane state and
+    prints the command that continues with a lower learning rate (exit code 1).
     """
-    os.makedirs(args.out, exist_ok=True)
-    path = os.path.join(args.out, "checkpoint.npz")
+    try:
+        path = outputs.prepare(args.out, ["checkpoint.npz", *files], resume=args.resume, overwrite=args.overwrite)
+    except outputs.OutputError as err:
+        sys.exit(f"demo.py: error: {err}")
     runs = {}
     if args.resume:
         try:
@@ -154,28 +159,36 @@ def train_models(args, cfg, train_data, xp, valid=None):
                          f"beyond --steps {cfg.steps}; pass --steps {run.step} or more")
         print(f"resuming from {args.resume}: " + ", ".join(f"{m} at iteration {r.step}" for m, r in runs.items()))
     print(f"backend {backend.module_name(xp)}, {cfg.steps} iterations per model, seed {cfg.seed}")
-    try:
-        for method in METHODS:
-            if method not in runs:
-                runs[method] = training.new_run(cfg, method, xp)
-            run = runs[method]
-            while run.step < cfg.steps:                     # in chunks of --save-every: train
-                chunk = cfg.steps - run.step                # continues a run exactly where it stopped
-                if args.save_every:
-                    chunk = min(chunk, args.save_every - run.step % args.save_every)
-                training.train(run, train_data, chunk, valid=valid)
-                checkpoint.save(path, runs)
-    except KeyboardInterrupt:                             # train restored the last whole iteration
+
+    def interrupted():                                    # train restored the last whole iteration
         checkpoint.save(path, runs)
-        print(f"\ninterrupted: saved {path} (" + ", ".join(f"{m} at iteration {r.step}" for m, r in runs.items())
-              + f"). Resume with:\n  {resume_command(args, path)}")
-        raise SystemExit(130)
-    except training.DivergenceError as err:               # parameters are finite again: keep them
-        checkpoint.save(path, runs)
-        lower = {k: getattr(cfg, k) / 2 for k in err.lrs}
-        print(f"{err}\nSaved {path}. Continue with lower learning rates:\n  {resume_command(args, path, **lower)}")
-        raise SystemExit(1)
+        return (f"\ninterrupted: saved {path} (" + ", ".join(f"{m} at iteration {r.step}" for m, r in runs.items())
+                + f"). Resume with:\n  {resume_command(args, path)}")
+    with outputs.exit_on_interrupt(interrupted):
+        try:
+            for method in METHODS:
+                if method not in runs:
+                    runs[method] = training.new_run(cfg, method, xp)
+                run = runs[method]
+                while run.step < cfg.steps:                 # in chunks of --save-every: train
+                    chunk = cfg.steps - run.step            # continues a run exactly where it stopped
+                    if args.save_every:
+                        chunk = min(chunk, args.save_every - run.step % args.save_every)
+                    training.train(run, train_data, chunk, valid=valid)
+                    checkpoint.save(path, runs)
+        except training.DivergenceError as err:           # the run is sane again: keep it
+            checkpoint.save(path, runs)
+            print(f"{err}\nSaved {path}. Continue with a lower learning rate:\n  "
+                  f"{resume_command(args, path, **err.lower)}")
+            raise SystemExit(1)
     return runs
+
+
+def evaluating(args):
+    """Ctrl-C or SIGTERM while scoring and drawing: exit code 130 and the command that redoes it."""
+    path = os.path.join(args.out, "checkpoint.npz")
+    return outputs.exit_on_interrupt(lambda: f"\ninterrupted during evaluation; the trained runs are saved in "
+                                             f"{path}. Evaluate them with:\n  {resume_command(args, path)}")
 
 
 def table(rows, columns):
@@ -198,11 +211,16 @@ def write_json(out, results):
 
 # ----------------------------------------------------------------------------- experiments
 
+TOY_FILES = ["results.json", "samples.png", "posterior.png", "curves.png"]
+IMAGE_FILES = ["results.json", "images.png", "latent.png", "curves.png"]
+
+
 def toy(args, xp):
     """The paper's synthetic example: 4 one-hot 2x2 images, a 2-d latent, exact evaluation."""
     cfg = configure(config.official_toy() if args.full else config.Config(), args)
-    runs = train_models(args, cfg, data.toy_data(), xp)
-    return report(runs, data.toy_data(), cfg, args.out)
+    runs = train_models(args, cfg, data.toy_data(), xp, TOY_FILES)
+    with evaluating(args):
+        return report(runs, data.toy_data(), cfg, args.out)
 
 
 def report(runs, toy_data, cfg, out):
@@ -243,8 +261,9 @@ def images(args, xp):
     cfg = configure(cfg, args)
     print(f"{dataset.name}: {len(dataset.train)} training, {len(dataset.valid)} validation and "
           f"{len(dataset.test)} test images of {dataset.image_shape[0]}x{dataset.image_shape[1]}; z_dim {cfg.z_dim}")
-    runs = train_models(args, cfg, dataset.train, xp, valid=dataset.valid)
-    return report_images(runs, dataset, cfg, args)
+    runs = train_models(args, cfg, dataset.train, xp, IMAGE_FILES, valid=dataset.valid)
+    with evaluating(args):
+        return report_images(runs, dataset, cfg, args)
 
 
 def report_images(runs, dataset, cfg, args):

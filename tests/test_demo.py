@@ -177,3 +177,36 @@ def test_vi_demo(tmp_path, capsys):
     with pytest.raises(SystemExit) as info:
         demo.main(["vi", "--targets", "donut", "--out", str(out)])
     assert "donut" in str(info.value.code)
+
+
+def test_a_saved_run_is_never_overwritten_unasked(tmp_path, monkeypatch):
+    """A rerun into an --out that holds a checkpoint stops before training, naming the checkpoint
+    and both ways on (--resume, --overwrite), and leaves the file as it was; --overwrite replaces
+    it. `--resume ''` (an unset shell variable) is a usage error, not a fresh run."""
+    monkeypatch.setattr(demo, "report", lambda runs, data, cfg, out: None)
+    demo.main(["--steps", "2", "--out", str(tmp_path)])
+    saved = (tmp_path / "checkpoint.npz").read_bytes()
+    with pytest.raises(SystemExit) as info:
+        demo.main(["--steps", "3", "--out", str(tmp_path)])
+    message = str(info.value.code)
+    assert "checkpoint.npz" in message and "--resume" in message and "--overwrite" in message
+    assert (tmp_path / "checkpoint.npz").read_bytes() == saved
+    demo.main(["--steps", "3", "--out", str(tmp_path), "--overwrite"])
+    assert checkpoint.load(tmp_path / "checkpoint.npz")["avb"].step == 3
+    with pytest.raises(SystemExit) as info:
+        demo.parse_args(["--resume", ""])
+    assert info.value.code == 2
+
+
+def test_ctrl_c_during_evaluation_exits_130(tmp_path, monkeypatch, capsys):
+    """Ctrl-C while the table and figures are made ends with exit code 130 and a message naming the
+    saved checkpoint and the command that evaluates it, not a traceback."""
+    def interrupted(*args):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(demo, "report", interrupted)
+    with pytest.raises(SystemExit) as info:
+        demo.main(["--steps", "2", "--out", str(tmp_path)])
+    assert info.value.code == 130
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert "interrupted during evaluation" in text and f"--resume {tmp_path / 'checkpoint.npz'}" in text
