@@ -14,7 +14,8 @@ What one "iteration" is:
   and given as a fraction of the iteration.
 - VAE: `training.vae_iteration`: draw, vae_loss, Adam step.
 - PyTorch (when installed; not a dependency): the same layer lists, started from the same
-  weights, with the same kind of draws from a NumPy generator, written the way PyTorch is used
+  weights, with the same minibatches and noise (drawn as `training` draws them, from a
+  generator with the same seed), written the way PyTorch is used
   (autograd, torch.optim.Adam; the primal step asks backward for the encoder's and decoder's
   gradients only).
 
@@ -244,7 +245,6 @@ def iteration_flops(cfg, nets, method):
     primal = enc_dec + matmul_flops(nets["adv"], N, weight_grads=False, first_input_grad=True)
     dual = matmul_flops(nets["enc"], N, backward=False) + matmul_flops(nets["adv"], 2 * N)
     return primal + cfg.dual_steps * dual
-
 
 
 # ----------------------------------------------------------------------------- worker processes
