@@ -14,7 +14,8 @@ What one "iteration" is:
   and given as a fraction of the iteration.
 - VAE: `training.vae_iteration`: draw, vae_loss, Adam step.
 - PyTorch (when installed; not a dependency): the same layer lists, started from the same
-  weights, with the same kind of draws from a NumPy generator, written the way PyTorch is used
+  weights, with the same minibatches and noise (drawn as `training` draws them, from a
+  generator with the same seed), written the way PyTorch is used
   (autograd, torch.optim.Adam; the primal step asks backward for the encoder's and decoder's
   gradients only).
 
@@ -148,33 +149,37 @@ def matmul_block(lib):
     return block
 
 
-TORCH_ACT = {"elu": "elu", "relu": "relu", "leaky_relu": "leaky_relu", "tanh": "tanh",
-             "softplus": "softplus", "sigmoid": "sigmoid"}
-
-
-def torch_callables(torch, cfg, method, data):
-    """{"iteration", "matmul"} in PyTorch eager: the layer lists and initial weights of
-    avb_np's new run for `cfg`, and draws made the way `training` makes them."""
-    from avb_np import training
+def torch_networks(torch, run):
+    """`run`'s layer lists in PyTorch: forward(net, h) on copies of run's current parameters,
+    kept as {name: tensor} in nn.Linear's layout (weight (out, in)) with requires_grad."""
     F = torch.nn.functional
-    run = training.new_run(cfg, method, np)
-    nets = run.nets
-    act = lambda kind, h: h if kind == "identity" else getattr(F, TORCH_ACT[kind])(h)
-    params = {}                                   # nn.Linear's layout: weight (out, in)
-    for name, p in run.params.items():
-        t = torch.from_numpy(np.ascontiguousarray(p.T if p.ndim == 2 else p)).clone()
-        params[name] = t.requires_grad_(True)
+    acts = {"elu": F.elu, "relu": F.relu, "leaky_relu": lambda h: F.leaky_relu(h, 0.2),
+            "tanh": torch.tanh, "softplus": F.softplus, "sigmoid": torch.sigmoid,
+            "identity": lambda h: h}                       # as in avb_np.layers.ACTIVATIONS
+    params = {name: torch.from_numpy(np.ascontiguousarray(p.T if p.ndim == 2 else p)).clone()
+              .requires_grad_(True) for name, p in run.params.items()}
 
     def forward(net, h):
         for layer in net:
             if isinstance(layer, network.Affine):
                 h = F.linear(h, params[layer.name + ".W"], params[layer.name + ".b"])
             elif isinstance(layer, network.Act):
-                h = act(layer.kind, h)
-            else:
+                h = acts[layer.kind](h)
+            else:                                          # h + W2 act(W1 h + b1) + b2
                 p = lambda k: params[f"{layer.name}.{k}"]
-                h = h + F.linear(act(layer.act, F.linear(h, p("W1"), p("b1"))), p("W2"), p("b2"))
+                h = h + F.linear(acts[layer.act](F.linear(h, p("W1"), p("b1"))), p("W2"), p("b2"))
         return h
+    return forward, params
+
+
+def torch_callables(torch, cfg, method, data):
+    """{"iteration", "matmul"} in PyTorch eager: the layer lists and initial weights of
+    avb_np's new run for `cfg`, and the same draws from the same generator."""
+    from avb_np import training
+    F = torch.nn.functional
+    run = training.new_run(cfg, method, np)
+    nets = run.nets
+    forward, params = torch_networks(torch, run)
 
     def adversary(x, z):                          # T(x, z) = NN(x, z) + c ||z||^2
         return forward(nets["adv"], torch.cat([x, z], 1))[:, 0] + cfg.prior_term * (z * z).sum(1)
@@ -252,7 +257,6 @@ def iteration_flops(cfg, nets, method):
     primal = enc_dec + matmul_flops(nets["adv"], N, weight_grads=False, first_input_grad=True)
     dual = matmul_flops(nets["enc"], N, backward=False) + matmul_flops(nets["adv"], 2 * N)
     return primal + cfg.dual_steps * dual
-
 
 
 # ----------------------------------------------------------------------------- worker processes

@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from avb_np import layers, models, network, objectives, training
+from avb_np import layers, losses, models, network, objectives, training
 from avb_np.config import Config
 from avb_np.data import toy_data
 from avb_np.optim import Adam
@@ -96,7 +96,6 @@ def test_primal_loss_equals_the_full_backward_composition():
     z, enc_cache = models.encode(nets, params, x, eps)
     T, adv_cache = models.adversary(nets, params, x, z, cfg.prior_term)
     logits, dec_cache = models.decode(nets, params, z)
-    from avb_np import losses
     logp, dlogits = losses.bernoulli_log_likelihood(x, logits)
     _, dz_T, _ = models.adversary_backward(nets, np.full(N, 1 / N), adv_cache)
     dz_dec, expected = models.decode_backward(nets, -dlogits / N, dec_cache)
