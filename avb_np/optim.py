@@ -5,6 +5,8 @@ the learning rate for this step (a schedule), while `lr` stays the rate the run 
 is kept per parameter name in plain dictionaries, so it can be saved and restored, and the
 primal player (encoder + decoder) and the dual player (adversary) each own an optimiser.
 """
+import math
+
 from .backend import array_module
 
 
@@ -82,3 +84,12 @@ class Adam:
 def _copy(arrays):
     """Copies, since `step` updates the moment arrays in place."""
     return {name: a.copy() for name, a in arrays.items()}
+
+
+def lr_scale(cfg, step):
+    """The learning-rate factor of iteration step + 1 (step iterations done) under cfg.lr_schedule:
+    1 for "constant"; (1 + cos(pi step / cfg.steps)) / 2 for "cosine", from 1 at the first
+    iteration down to ~0 at the last, so the game's noise dies out and the players settle."""
+    if cfg.lr_schedule == "constant":
+        return 1.0
+    return 0.5 * (1 + math.cos(math.pi * step / cfg.steps))

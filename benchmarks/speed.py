@@ -102,7 +102,16 @@ def load_avb_np(package_dir=None):
         sys.modules[name] = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(sys.modules[name])
     return SimpleNamespace(config=importlib.import_module(f"{name}.config"),
-                           training=importlib.import_module(f"{name}.training"))
+                           training=importlib.import_module(f"{name}.training"),
+                           guard=_optional(f"{name}.guard"))
+
+
+def _optional(module):
+    """The module, or None in an older avb_np that lacks it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        return None
 
 
 def numpy_callables(pkg, cfg, method, data):
@@ -114,23 +123,24 @@ def numpy_callables(pkg, cfg, method, data):
     iteration = training.avb_iteration if method == "avb" else training.vae_iteration
     players = ["primal"] + ["dual"] * (cfg.dual_steps if method == "avb" else 0)
     loss = np.float32(1.0)
-    if not hasattr(training, "_Guard"):                # an older avb_np: checks after each step
+    if pkg.guard is None:                              # an older avb_np: checks after each step
         def guard():                                  # what the guard adds to one iteration
             training._snapshot(run)
             for player in players:
                 training._check_finite(run, player, loss)
         return {"iteration": lambda: iteration(run, data), "guard": guard,
                 "matmul": matmul_block(np)}, run
-    checker = training._Guard(run, training.HostDraws(run, data))   # steps the players, gathers checks
+    primal = training.avb_primal if method == "avb" else training.vae_primal
+    checker = pkg.guard.Guard(run, training.HostDraws(run, data), primal)   # steps the players, gathers checks
 
     def guarded():                                    # one iteration exactly as `train` runs it
         checker.begin()
         checker.verify(*iteration(run, checker))
 
     def guard():                                      # the guard's own work in one iteration: the
-        training._snapshot(run)                       # copy, and the size checks of the parameters
+        pkg.guard._snapshot(run)                      # copy, and the size checks of the parameters
         arrays = list(run.params.values())            # and (as many) gradients, read at once
-        sizes = [training._largest(np, arrays) for _ in range(2 * len(players))]
+        sizes = [pkg.guard._largest(np, arrays) for _ in range(2 * len(players))]
         float(np.concatenate(sizes).max())
     return {"iteration": guarded, "guard": guard, "matmul": matmul_block(np)}, run
 
@@ -188,7 +198,8 @@ def torch_callables(torch, cfg, method, data):
         return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(1)
 
     rng = run.rng                                 # the numpy run's stream: the same minibatches
-    draw = lambda dim: [torch.from_numpy(a) for a in training._draw(run, data, dim)]
+    draws = training.HostDraws(run, data)
+    draw = lambda dim: [torch.from_numpy(draws.batch()), torch.from_numpy(draws.normal(dim))]
     primal = [p for k, p in params.items() if k.startswith(("enc.", "dec."))]
     dual = [p for k, p in params.items() if k.startswith("adv.")]
     opt_primal = torch.optim.Adam(primal, lr=cfg.lr_primal)
