@@ -198,8 +198,11 @@ def table(rows, columns):
         if isinstance(v, (tuple, list)):
             return f"{v[0]:.3f}+-{v[1]:.3f}"
         return f"{v:.4f}" if isinstance(v, float) else "-"
+
+    def shown(key, v):                                     # seconds to a tenth, the rest as cell()
+        return f"{v:.1f}" if key.endswith("seconds") and isinstance(v, float) else cell(v)
     lines = [f"{'':<8}" + "".join(f"{h:>16}" for _, h in columns)]
-    lines += [f"{name.upper():<8}" + "".join(f"{cell(row.get(k)):>16}" for k, _ in columns)
+    lines += [f"{name.upper():<8}" + "".join(f"{shown(k, row.get(k)):>16}" for k, _ in columns)
               for name, row in rows.items()]
     return "\n".join(lines)
 
