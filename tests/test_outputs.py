@@ -134,7 +134,7 @@ def test_sigterm_during_training_saves_the_run(tmp_path):
         from avb_np import checkpoint, outputs, training
         from avb_np.data import toy_data
         from common import tiny
-        run = training.new_run(tiny(), "avb", np)
+        run = training.new_run(tiny(steps=10**6 + 5), "avb", np)
         path = outputs.prepare({str(tmp_path)!r}, ["checkpoint.npz"])
         with outputs.exit_on_interrupt(lambda: f"interrupted: saved {{checkpoint.save(path, {{'avb': run}})}}"):
             training.train(run, toy_data(), 5)
