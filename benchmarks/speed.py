@@ -4,7 +4,7 @@
     python benchmarks/speed.py --quick            # a few seconds: batch 64, 1 thread, 3 rounds
     python benchmarks/speed.py --baseline DIR     # also time the avb_np/ of another checkout
     python benchmarks/speed.py --long 3000        # one long AVB run: ms per iteration over time
-                                                  # and subnormal floats (AVB-NOTES trap 8)
+                                                  # and subnormal floats (slow arithmetic on many x86 CPUs)
 
 What one "iteration" is:
 - AVB: `training.avb_iteration`, exactly what `train` runs: a fresh minibatch and noise drawn
@@ -428,7 +428,7 @@ def paired_ratio(a, b):
 
 def drift(seconds):
     """Median of the last third of the rounds over the first third: a run that slows down as it
-    goes (subnormal floats, AVB-NOTES trap 8) shows a value well above 1."""
+    goes (subnormal floats) shows a value well above 1."""
     k = max(1, len(seconds) // 3)
     return float(np.median(seconds[-k:]) / np.median(seconds[:k]))
 
@@ -492,7 +492,7 @@ def library_info(torch):
 
 def long_run(args):
     """Train the toy AVB for `args.long` iterations in a worker; print the median ms per
-    iteration and the subnormal count every tenth of the run (trap 8 of AVB-NOTES shows as
+    iteration and the subnormal count every tenth of the run (subnormal slow-down shows as
     a time that rises with the count)."""
     worker = Worker("avb_np", args.threads[0], malloc_pad=args.malloc_top_pad)
     worker("setup", "toy", args.batch[0], "avb")
