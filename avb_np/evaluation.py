@@ -120,11 +120,11 @@ def log_joint(nets, params, data, n=400, lim=6.0):
 def log_likelihood_per_point(nets, params, data, n=400, lim=6.0):
     """log p(x_k) = logsumexp over cells of the log joint, for each data row: (K,).
 
-    Rows are taken a few at a time, so memory stays near CHUNK * 8 floats whatever K is."""
+    Rows are taken in blocks of (rows, G) with about 128 * CHUNK floats (64 MB), whatever K is."""
     _checked_model(nets, params)
     data = validate.binary_data("data", data, nets["dec"][-1].n_out).astype(np.float64)
     _, logits, per_cell = decoded_grid(nets, params, n, lim)
-    rows = max(1, 8 * CHUNK // len(per_cell))             # data rows per (rows, G) block
+    rows = max(1, 128 * CHUNK // len(per_cell))           # data rows per (rows, G) block
     return np.concatenate([logsumexp(data[i:i + rows] @ logits.T + per_cell, axis=1)
                            for i in range(0, len(data), rows)])
 
