@@ -262,7 +262,7 @@ def _unpack(path, zf, entries, name, expected_cfg, xp):
     except ValueError as err:
         raise CheckpointError(f"{where}: {err}") from None
     shapes = {k: s for net in nets.values() for k, s in network.param_shapes(net).items()}
-    players = ["primal", "dual"] if method == "avb" else ["primal"]
+    players = ["primal", "dual"] if method != "vae" else ["primal"]
     moments = [f"{name}/{p}/{m}/" for p in players for m in ("m", "v")]
     headers = {k: _header(path, zf, i) for k, i in entries.items() if k.startswith(f"{name}/") and k != f"{name}/meta"}
     problems = validate.layout(lambda k: f"{name}/param/{k}", _under(headers, f"{name}/param/"), shapes, cfg.dtype)

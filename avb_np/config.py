@@ -5,8 +5,8 @@ from dataclasses import asdict, dataclass
 # once a run exists (train refuses a run whose cfg changed them; a checkpoint must match them).
 # The others may change between calls of train: steps, learning rates, batch size, adversary
 # steps, logging, dynamic binarisation, and out_gain, which acts at initialisation only.
-FIXED = ("x_dim", "z_dim", "eps_dim", "enc_hidden", "dec_hidden", "act", "adv_width", "adv_blocks",
-         "prior_term", "dtype", "seed")
+FIXED = ("x_dim", "z_dim", "eps_dim", "enc_hidden", "dec_hidden", "act", "n_bases", "basis_hidden",
+         "adv_width", "adv_blocks", "prior_term", "dtype", "seed")
 
 
 @dataclass
@@ -20,6 +20,9 @@ class Config:
     enc_hidden: tuple = (64, 64, 64)   # encoder body, shared by AVB (x, eps -> z) and VAE (x -> mu, log_sigma)
     dec_hidden: tuple = (64, 64, 64)   # decoder body, z -> Bernoulli logits
     act: str = "elu"               # activation of the encoder and decoder bodies
+    # --- the noise-basis encoder of AVB with adaptive contrast ("avb-ac"; avb_np.ac)
+    n_bases: int = 8               # m, bases z = z0(x) + sum_i a_i(x) v_i(eps_i); each eps_i has eps_dim entries (official: 16-32)
+    basis_hidden: tuple = (64, 64)  # the basis network v = MLP(eps_i), shared by the bases (official: 3 x 128)
     out_gain: float = 0.1          # initial std gain of the output layers of all three networks (small helps early training)
     # --- adversary T_psi(x, z) = NN_psi(x, z) + prior_term * ||z||^2
     adv_width: int = 128           # width of the adversary's residual trunk (official toy: 256)

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from . import backend, losses, models, network, validate
+from . import ac, ac_objectives, backend, losses, models, network, validate
 from .backend import to_host
 from .layers import softplus
 
@@ -55,8 +55,7 @@ def _checked_run(run):
         raise TypeError(f"run must be a training.Run (from new_run or checkpoint.load), got {type(run).__name__}")
     method = validate.choice("run.method", run.method, validate.METHODS)
     cfg = validate.config(run.cfg, method, "run.cfg")
-    _checked_model(run.nets, run.params, ("enc", "dec", "adv") if method == "avb" else ("enc", "dec"),
-                   ("run.nets", "run.params"))
+    _checked_model(run.nets, run.params, tuple(models.build_nets(cfg, method)), ("run.nets", "run.params"))
     return cfg
 
 
@@ -154,8 +153,8 @@ def sample_q(run, data, n_samples, rng):
     validate.memory("n_samples", n_samples, 8 * len(data) * n_samples * cfg.z_dim,
                     f"{n_samples} samples of z for each of the {len(data)} data rows")
     params = host_params(run.params)
-    noise_dim = cfg.eps_dim if run.method == "avb" else cfg.z_dim
-    encode = models.encode if run.method == "avb" else models.encode_gaussian
+    noise_dim = models.noise_dim(cfg, run.method)
+    encode = {"avb": models.encode, "avb-ac": ac.encode, "vae": models.encode_gaussian}[run.method]
     z = np.empty((len(data), n_samples, cfg.z_dim))
     for k, x in enumerate(np.asarray(data, dtype=np.float64)):            # one data row at a time,
         for i in range(0, n_samples, CHUNK):                               # CHUNK samples at a time
@@ -197,15 +196,34 @@ def posterior_kl(log_post, z, lim=6.0, bins=200):
     return np.array(kls)
 
 
-def elbo_terms(run, data, z):
+def contrast(run, data, rng, n_draws=CHUNK):
+    """The moments of an AVB+AC encoder's q(z|x) per data row, mu, sigma: (K, Dz) host float64
+    (ac.moments), with E[v], Var[v] of the basis network from n_draws noise draws of rng."""
+    cfg = _checked_run(run)
+    if run.method != "avb-ac":
+        raise ValueError(f"contrast needs an AVB+AC run (method 'avb-ac'), got method {run.method!r}")
+    data = validate.binary_data("data", data, cfg.x_dim).astype(np.float64)
+    params = host_params(run.params)
+    v, _ = network.forward(run.nets["enc_v"], params, rng.standard_normal((validate.positive_int(
+        "n_draws", n_draws), cfg.eps_dim)))                                # (n_draws, Dz)
+    v_moments = ac.basis_moments(v)
+    _, cache = ac.encode(run.nets, params, data, np.zeros((len(data), ac.noise_width(cfg))))
+    return ac.moments(cache, v_moments)                                  # z0 and a_i are all that count
+
+
+def elbo_terms(run, data, z, moments=None):
     """Per data row: the reconstruction error E_q[-log p(x|z)] from encoder samples z: (K, S, Dz),
-    and KL(q(z|x) || p(z)): E_q[T(x, z)] for AVB (the adversary's estimate), analytic for the
-    VAE. Returns (reconstruction error (K,), kl (K,)), host float64, chunked to bound memory."""
+    and KL(q(z|x) || p(z)): E_q[T(x, z)] for AVB and E_q[T(x, z~) + log r(z|x) - log p(z)] for
+    AVB+AC (the adversary's estimates; AC needs moments = contrast(run, data, rng)), analytic for
+    the VAE. Returns (reconstruction error (K,), kl (K,)), host float64, chunked to bound memory."""
     cfg = _checked_run(run)
     data = validate.binary_data("data", data, cfg.x_dim).astype(np.float64)
     if not isinstance(z, np.ndarray) or z.ndim != 3 or z.shape[0] != len(data) or z.shape[2] != cfg.z_dim:
         raise ValueError(f"z must be a (K={len(data)}, S, Dz={cfg.z_dim}) array from sample_q, got "
                          f"{getattr(z, 'shape', z)!r}")
+    if (run.method == "avb-ac") != (moments is not None):
+        raise ValueError("moments (mu, sigma from evaluation.contrast) are needed for an AVB+AC run, "
+                         f"and only for one; this run's method is {run.method!r}")
     params = host_params(run.params)
     K, S, Dz = z.shape
     rec, kl = np.empty(K), np.empty(K)
@@ -217,6 +235,11 @@ def elbo_terms(run, data, z):
         rec[i:i + rows] = -losses.bernoulli_log_likelihood(x, logits)[0].reshape(-1, S).mean(axis=1)
         if run.method == "avb":                                           # E_q[T(x, z)]
             kl[i:i + rows] = models.adversary(run.nets, params, x, zk, cfg.prior_term)[0].reshape(-1, S).mean(axis=1)
+        elif run.method == "avb-ac":                                      # E_q[T(x, z~) + log r - log p]
+            mu, sigma = (np.repeat(m[i:i + rows], S, axis=0) for m in moments)
+            zt = ac_objectives.standardise(zk, mu, sigma)
+            T, _ = models.adversary(run.nets, params, x, zt, cfg.prior_term)
+            kl[i:i + rows] = ac_objectives.kl_estimate(T, zk, zt, sigma).reshape(-1, S).mean(axis=1)
     if run.method == "vae":                                               # analytic KL
         _, mu, log_sigma, _ = models.encode_gaussian(run.nets, params, data, np.zeros((K, cfg.z_dim)))
         kl = losses.gaussian_kl(mu, log_sigma)[0]
@@ -228,8 +251,8 @@ def evaluate(run, data, n_samples=200_000, n_mc=20_000, n=400, lim=6.0, bins=200
 
     log_likelihood        exact mean log p(x) (quadrature on an n x n grid over [-lim, lim]^2)
     reconstruction_error  E_q[-log p(x|z)] (Monte Carlo, the first n_mc samples per point)
-    kl                    KL(q(z|x) || p(z)): E_q[T(x, z)] for AVB (the adversary's estimate),
-                          analytic for the VAE
+    kl                    KL(q(z|x) || p(z)): the adversary's estimate for AVB and AVB+AC
+                          (see elbo_terms), analytic for the VAE
     elbo                  -(reconstruction_error + kl): an estimate for AVB, exact up to MC for the VAE
     posterior_kl          KL(q(z|x) || p(z|x)) from all n_samples samples, binned (see posterior_kl)
     """
@@ -243,7 +266,8 @@ def evaluate(run, data, n_samples=200_000, n_mc=20_000, n=400, lim=6.0, bins=200
         raise ValueError(f"n_mc must be at most n_samples={n_samples} (it uses the first n_mc of them), got {n_mc}")
     rng = np.random.default_rng(validate.non_negative_int("seed", seed))
     z = sample_q(run, data, n_samples, rng)                               # (K, S, 2)
-    rec, kl = elbo_terms(run, data, z[:, :validate.positive_int("n_mc", n_mc)])
+    moments = contrast(run, data, rng) if run.method == "avb-ac" else None
+    rec, kl = elbo_terms(run, data, z[:, :validate.positive_int("n_mc", n_mc)], moments)
     rec, kl = rec.mean(), kl.mean()
     params = host_params(run.params)
     log_px, log_post = _normalise(log_joint(run.nets, params, data, n, lim), n)   # one grid pass

@@ -9,7 +9,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import layers, likelihood, losses, models, objectives, vi
+from . import ac_objectives, layers, likelihood, losses, models, objectives, vi
 from .config import Config
 
 TOL_SMOOTH = 1e-7     # smooth functions: typical errors are 1e-11 to 1e-8
@@ -134,8 +134,9 @@ def objective_cases(rng, N=6):
 
 
 def model_cases(rng):
-    """The layers, losses and objectives of the models, and AIS's gradients."""
-    return layer_cases(rng) + loss_cases(rng) + objective_cases(rng) + likelihood.gradcheck_cases(rng)
+    """The layers, losses and objectives of the models (adaptive contrast's too), and AIS's gradients."""
+    return (layer_cases(rng) + loss_cases(rng) + objective_cases(rng) + ac_objectives.gradcheck_cases(rng)
+            + likelihood.gradcheck_cases(rng))
 
 
 def cases(rng):

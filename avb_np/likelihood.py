@@ -82,11 +82,21 @@ def gaussian_from_samples(z, widen=WIDEN, prior_weight=PRIOR_WEIGHT):
     z = np.asarray(z, dtype=np.float64)
     if z.ndim != 3 or z.shape[1] < 2:
         raise ValueError(f"z must be encoder samples of shape (data points, samples >= 2, z_dim), got {z.shape}")
+    return gaussian_from_moments(z.mean(axis=1), np.sqrt(z.var(axis=1) + VAR_FLOOR), widen, prior_weight)
+
+
+def gaussian_from_moments(mean, std, widen=WIDEN, prior_weight=PRIOR_WEIGHT):
+    """The proposal of gaussian_from_samples from known moments of q(z|x), mean, std: (K, Dz)
+    (an AVB+AC encoder's mu(x), sigma(x): evaluation.contrast), widened and mixed the same way."""
     widen = validate.positive_float("widen", widen)
     prior_weight = validate.finite_float("prior_weight", prior_weight, minimum=0.0)
     if prior_weight >= 1:
         raise ValueError(f"prior_weight must be in [0, 1), got {prior_weight}")
-    return Gaussian(z.mean(axis=1), widen * np.sqrt(z.var(axis=1) + VAR_FLOOR), prior_weight)
+    mean, std = np.asarray(mean, dtype=np.float64), np.asarray(std, dtype=np.float64)
+    if mean.ndim != 2 or mean.shape != std.shape or not (std > 0).all():
+        raise ValueError(f"mean and std must be (data points, z_dim) arrays, std > 0; got shapes "
+                         f"{mean.shape} and {std.shape}")
+    return Gaussian(mean, widen * std, prior_weight)
 
 
 def proposal_sample(proposal, mean, std, rng, xp, dtype):

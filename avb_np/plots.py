@@ -65,9 +65,9 @@ def figure_curves(runs, path):
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     for name, run in runs.items():
         h = run.history
-        label = "primal loss" if run.method == "avb" else "negative ELBO"
+        label = "primal loss" if run.method != "vae" else "negative ELBO"
         ax1.plot(h["step"], h["primal"], lw=0.6, label=f"{name} {label}")
-        if run.method == "avb":
+        if run.method != "vae":
             ax1.plot(h["step"], h["dual"], lw=0.6, label=f"{name} adversary loss")
         ax2.plot(h["ll_step"], h["log_likelihood"], marker=".", label=name)
     ax2.axhline(-math.log(4), color="k", ls="--", lw=1, label="optimum -log 4")

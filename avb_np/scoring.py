@@ -3,10 +3,11 @@ MNIST tables.
 
     log p(x)  by AIS (ais.ais: a stochastic lower bound) and by importance sampling
               (likelihood.importance_sampling), both started from a Gaussian per test image
-              fitted to encoder samples and widened (likelihood.gaussian_from_samples), and
+              fitted to encoder samples and widened (likelihood.gaussian_from_samples; for
+              AVB+AC the encoder's own moments, likelihood.gaussian_from_moments), and
               exactly by quadrature when z_dim = 2 (evaluation.log_likelihood)
     ELBO      -(reconstruction error + KL), from the same encoder samples (evaluation.elbo_terms);
-              for AVB the KL is the adversary's estimate E_q[T], which on images the adversary
+              for AVB (and AVB+AC) the KL is the adversary's estimate, which on images the adversary
               never saw can be far too low: an estimate, not a bound
 """
 import time
@@ -31,8 +32,12 @@ def score(run, data, rng, n_temps=AIS_TEMPS, n_chains=AIS_CHAINS, n_is=IS_SAMPLE
     params = evaluation.host_params(run.params)
     t0 = time.perf_counter()
     z = evaluation.sample_q(run, data, validate.positive_int("n_q", n_q), rng)   # (K, S, Dz)
-    rec, kl = evaluation.elbo_terms(run, data, z)                                 # (K,), (K,)
-    proposal = likelihood.gaussian_from_samples(z)                               # r(z|x_k), widened
+    if run.method == "avb-ac":                     # the encoder's own moments start AIS and IS
+        moments = evaluation.contrast(run, data, rng)                            # mu, sigma: (K, Dz)
+        proposal = likelihood.gaussian_from_moments(*moments)                    # r(z|x_k), widened
+    else:
+        moments, proposal = None, likelihood.gaussian_from_samples(z)            # fitted to z
+    rec, kl = evaluation.elbo_terms(run, data, z, moments)                       # (K,), (K,)
     by_is = likelihood.importance_sampling(run.nets, params, data, proposal, n_is, rng)
     by_ais = ais.ais(run.nets, params, data, proposal, rng, n_temps=n_temps, n_chains=n_chains, log=log)
     out = {"ais": [by_ais.mean, by_ais.mean_stderr], "ais_ess": by_ais.mean_ess,

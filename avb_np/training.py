@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, fields, is_dataclass, replace
 
 import numpy as np
 
-from . import evaluation, models, validate
+from . import ac_objectives, evaluation, models, validate
 from .backend import to_device
 from .config import FIXED
 from .data import sample_batch
@@ -26,13 +26,14 @@ from .guard import PLAYER_NAMES, DivergenceError, Interrupted, loss_bound  # noq
 from .objectives import dual_loss, primal_loss, vae_loss
 from .optim import Adam, lr_scale  # noqa: F401 (training.lr_scale)
 
-SIZE_FIELDS = ("x_dim", "z_dim", "eps_dim", "enc_hidden", "dec_hidden", "adv_width", "adv_blocks")
+SIZE_FIELDS = ("x_dim", "z_dim", "eps_dim", "enc_hidden", "dec_hidden", "n_bases", "basis_hidden",
+               "adv_width", "adv_blocks")
 
 
 @dataclass
 class Run:
     cfg: object                # Config; steps, learning rates, batch size, dual steps, logging may change
-    method: str                # "avb" or "vae"
+    method: str                # "avb", "avb-ac" (adaptive contrast) or "vae"
     nets: dict                 # layer lists {"enc", "dec"[, "adv"]}
     params: dict               # name -> array, all networks
     opt_primal: Adam           # encoder + decoder (theta, phi)
@@ -59,7 +60,7 @@ def new_run(cfg, method, xp):
     validate.array_library("xp", xp)
     rng = np.random.default_rng(cfg.seed)
     params = models.init_params(nets, rng, xp, cfg.dtype)
-    opt_dual = Adam(cfg.lr_dual) if method == "avb" else None
+    opt_dual = Adam(cfg.lr_dual) if method != "vae" else None
     return Run(cfg, method, nets, params, Adam(cfg.lr_primal), opt_dual, rng, xp)
 
 
@@ -77,8 +78,9 @@ def check_size(cfg, nets, name="Config"):
     validate.memory(f"{name} network sizes", sizes, 10 * n_params * itemsize,
                     f"the networks' {n_params:.3g} parameters ({counts[biggest]:.3g} in {biggest}), held "
                     f"in {cfg.dtype} with their gradients, Adam's moments and the guard's copies,")
-    per_row = sum(layer.n_in + layer.n_out if isinstance(layer, Affine) else 4 * layer.width
-                  for net in nets.values() for layer in net if isinstance(layer, (Affine, Residual)))
+    per_row = sum((layer.n_in + layer.n_out if isinstance(layer, Affine) else 4 * layer.width)
+                  * (cfg.n_bases if key == "enc_v" else 1)            # the basis net sees m rows per row
+                  for key, net in nets.items() for layer in net if isinstance(layer, (Affine, Residual)))
     validate.memory(f"{name}.batch_size", cfg.batch_size, 2 * cfg.batch_size * per_row * itemsize,
                     f"one step's activations (2 x {cfg.batch_size} rows x {per_row} values of {cfg.dtype})")
 
@@ -112,7 +114,7 @@ def check_run(run, name="run"):
     seconds = validate.finite_float(f"{name}.seconds", run.seconds, minimum=0.0)
     if method == "vae" and run.opt_dual is not None:
         raise ValueError(f"{name}.opt_dual must be None for the VAE, which has no adversary")
-    for player in ("primal", "dual") if method == "avb" else ("primal",):
+    for player in ("primal", "dual") if method != "vae" else ("primal",):
         opt, lr = getattr(run, f"opt_{player}"), f"lr_{player}"
         own = {k: s for k, s in shapes.items() if k.startswith(PLAYERS[player])}
         validate.adam(f"{name}.opt_{player}", opt, own, cfg.dtype, xp)
@@ -205,6 +207,21 @@ def avb_dual(run, draws):
     return dual_loss(run.nets, run.params, x, eps, z_p, run.cfg.prior_term)
 
 
+def ac_primal(run, draws):
+    """AVB+AC's primal loss on a fresh minibatch (ac_objectives.primal_loss: T(x, z~) + log r(z|x)
+    - log p(z) - log p(x|z), mu and sigma the batch moments) and its gradients for theta and phi."""
+    x, eps = draws.batch(), draws.normal(models.noise_dim(run.cfg, "avb-ac"))
+    return ac_objectives.primal_loss(run.nets, run.params, x, eps, run.cfg.prior_term)
+
+
+def ac_dual(run, draws):
+    """AVB+AC's adversary loss on a fresh minibatch: standardised encoder samples z~ against
+    u ~ N(0, I) (ac_objectives.dual_loss), and its gradients for psi."""
+    x, eps = draws.batch(), draws.normal(models.noise_dim(run.cfg, "avb-ac"))
+    u = draws.normal(run.cfg.z_dim)
+    return ac_objectives.dual_loss(run.nets, run.params, x, eps, u, run.cfg.prior_term)
+
+
 def vae_primal(run, draws):
     """The VAE's loss on a fresh minibatch, mean[KL(q(z|x) || p(z)) - log p(x|z)] with
     z = mu + sigma * eps, and its gradients for theta and phi."""
@@ -212,13 +229,18 @@ def vae_primal(run, draws):
     return vae_loss(run.nets, run.params, x, eps)
 
 
+STEPS = {"avb": (avb_primal, avb_dual), "avb-ac": (ac_primal, ac_dual), "vae": (vae_primal, None)}
+
+
 def avb_iteration(run, guard):
-    """One iteration of Algorithm 1: a primal step, then cfg.dual_steps adversary steps. Each
-    step evaluates its loss and gradients on a fresh draw, then takes its player's Adam step;
-    guard.step does both and gathers the checks of the divergence guard."""
-    primal = guard.step("primal", run.opt_primal, avb_primal)
+    """One iteration of Algorithm 1 (AVB, with or without adaptive contrast): a primal step,
+    then cfg.dual_steps adversary steps. Each step evaluates its loss and gradients on a fresh
+    draw, then takes its player's Adam step; guard.step does both and gathers the checks of
+    the divergence guard."""
+    primal_step, dual_step = STEPS[run.method]
+    primal = guard.step("primal", run.opt_primal, primal_step)
     for _ in range(run.cfg.dual_steps):
-        dual = guard.step("dual", run.opt_dual, avb_dual)
+        dual = guard.step("dual", run.opt_dual, dual_step)
     return primal, dual
 
 
@@ -253,8 +275,8 @@ def train(run, data, steps, log=print, valid=None, draws="host"):
     track = data if valid is None else validate.binary_data("valid", valid, run.cfg.x_dim)
     track = track if run.cfg.z_dim == 2 and not (valid is None and run.cfg.dynamic) else None
     draws = DRAWS[validate.choice("draws", draws, tuple(DRAWS))](run, data)
-    cfg, hist, guard = run.cfg, run.history, Guard(run, draws, avb_primal if run.method == "avb" else vae_primal)
-    iteration = avb_iteration if run.method == "avb" else vae_iteration
+    cfg, hist, guard = run.cfg, run.history, Guard(run, draws, STEPS[run.method][0])
+    iteration = vae_iteration if run.method == "vae" else avb_iteration
     last = run.step + steps
     t_log, step_log = time.perf_counter(), run.step
     # Underflow to 0 is a correct result, not divergence; the guard reports overflow and invalid
@@ -283,7 +305,7 @@ def train(run, data, steps, log=print, valid=None, draws="host"):
                 if hist["log_likelihood"]:                 # the latest exact value, and when it was taken
                     at = "" if hist["ll_step"][-1] == run.step else f" (at {hist['ll_step'][-1]})"
                     ll = f"  log p(x) {hist['log_likelihood'][-1]:.4f}{at}"
-                dual_text = f"  dual {hist['dual'][-1]:.4f}" if run.method == "avb" else ""
+                dual_text = f"  dual {hist['dual'][-1]:.4f}" if run.method != "vae" else ""
                 log(f"[{run.method}] iter {run.step:>6}  primal {hist['primal'][-1]:.4f}{dual_text}{ll}  {rate:.0f} it/s")
         guard.probe()                                      # the last step, checked as the next iteration would
     return run

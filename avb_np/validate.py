@@ -18,7 +18,7 @@ from .config import Config
 from .layers import ACTIVATIONS
 from .optim import Adam
 
-METHODS = ("avb", "vae")
+METHODS = ("avb", "avb-ac", "vae")   # "avb-ac": AVB with adaptive contrast (avb_np.ac)
 DTYPES = ("float32", "float64")
 SCHEDULES = ("constant", "cosine")
 HISTORY = ("step", "primal", "dual", "ll_step", "log_likelihood")   # a run's history, one list each
@@ -204,7 +204,7 @@ def memory(name, given, nbytes, what):
 
 
 def config(cfg, method, name="Config"):
-    """Every field of a Config, and the method "avb" or "vae" it is used for.
+    """Every field of a Config, and the method ("avb", "avb-ac" or "vae") it is used for.
 
     Returns a normalised copy (plain int, float, str, bool, tuples of ints), so the checked
     configuration saves as JSON and compares equal to itself after loading. `name` prefixes the
@@ -219,16 +219,16 @@ def config(cfg, method, name="Config"):
     if unknown:                                   # e.g. cfg.lr_dul = 1e-4, which nothing would read
         raise ValueError(f"{name} has no field {unknown[0]!r}; its fields are {sorted(known)}")
     out = {}
-    for field in ("x_dim", "z_dim", "adv_width", "batch_size", "dual_steps", "steps"):
+    for field in ("x_dim", "z_dim", "n_bases", "adv_width", "batch_size", "dual_steps", "steps"):
         out[field] = positive_int(f"{name}.{field}", getattr(cfg, field))
     for field in ("eps_dim", "adv_blocks", "seed", "log_every", "eval_every"):
         out[field] = non_negative_int(f"{name}.{field}", getattr(cfg, field))
     if out["adv_blocks"] > MAX_DEPTH:
         raise ValueError(f"{name}.adv_blocks must be at most {MAX_DEPTH} (avb_np.validate.MAX_DEPTH), got {out['adv_blocks']}")
-    if method == "avb" and out["eps_dim"] == 0:
-        raise ValueError(f"{name}.eps_dim must be >= 1 for the AVB encoder, got 0: without noise "
+    if method != "vae" and out["eps_dim"] == 0:
+        raise ValueError(f"{name}.eps_dim must be >= 1 for the AVB encoders, got 0: without noise "
                          "z = g(x) is a point mass, whose KL to the prior is infinite")
-    for field in ("enc_hidden", "dec_hidden"):
+    for field in ("enc_hidden", "dec_hidden", "basis_hidden"):
         out[field] = widths(f"{name}.{field}", getattr(cfg, field))
     out["act"] = choice(f"{name}.act", cfg.act, sorted(ACTIVATIONS))
     out["dtype"] = choice(f"{name}.dtype", cfg.dtype, DTYPES)

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from avb_np import backend, gradcheck_suite, layers, likelihood, losses, models, network, objectives
+from avb_np import ac, ac_objectives, backend, gradcheck_suite, layers, likelihood, losses, models, network, objectives
 from avb_np.config import Config
 from avb_np.optim import Adam
 
@@ -135,15 +135,18 @@ def _parity_components(rng, N=4, D=5, H=3):
     return comps
 
 
-OBJECTIVES = ("AVB primal loss", "AVB adversary loss", "VAE loss")
+OBJECTIVES = ("AVB primal loss", "AVB adversary loss", "VAE loss", "AC noise-basis encoder",
+              "AVB+AC primal loss", "AVB+AC adversary loss")
 
 
 def _objective_components(rng, N=6):
-    """The three training objectives of small float32 networks: fn(x, noise, z_p, *params)."""
-    cfg = Config(eps_dim=3, enc_hidden=(5, 5), dec_hidden=(5,), adv_width=6, adv_blocks=1, out_gain=1.0)
+    """The training objectives (and AC's encoder) of small float32 networks: fn(x, noise, z_p, *params)."""
+    cfg = Config(eps_dim=3, enc_hidden=(5, 5), dec_hidden=(5,), n_bases=2, basis_hidden=(4,),
+                 adv_width=6, adv_blocks=1, out_gain=1.0)
     x = np.eye(4, dtype=np.float32)[rng.integers(0, 4, N)]
     comps = {}
-    for name, method, objective in zip(OBJECTIVES, ["avb", "avb", "vae"], ["primal", "dual", "vae"]):
+    for name, method, objective in zip(OBJECTIVES, ["avb", "avb", "vae", "avb-ac", "avb-ac", "avb-ac"],
+                                       ["primal", "dual", "vae", "encoder", "ac primal", "ac dual"]):
         nets = models.build_nets(cfg, method)
         params = models.init_params(nets, rng, np, np.float32)
         names = sorted(params)
@@ -154,10 +157,17 @@ def _objective_components(rng, N=6):
                 loss, grads = objectives.primal_loss(nets, p, x, eps, cfg.prior_term)
             elif objective == "dual":
                 loss, grads = objectives.dual_loss(nets, p, x, eps, z_p, cfg.prior_term)
+            elif objective == "encoder":                           # z and the grads of sum(z)
+                loss, cache = ac.encode(nets, p, x, eps)
+                grads = ac.encode_backward(nets, loss * 0 + 1, cache)
+            elif objective == "ac primal":
+                loss, grads = ac_objectives.primal_loss(nets, p, x, eps, cfg.prior_term)
+            elif objective == "ac dual":
+                loss, grads = ac_objectives.dual_loss(nets, p, x, eps, z_p, cfg.prior_term)
             else:
                 loss, grads = objectives.vae_loss(nets, p, x, eps[:, :cfg.z_dim])
             return (loss, *(grads[k] for k in sorted(grads)))
-        noise = rng.standard_normal((N, cfg.eps_dim)).astype(np.float32)
+        noise = rng.standard_normal((N, models.noise_dim(cfg, method))).astype(np.float32)
         z_p = rng.standard_normal((N, cfg.z_dim)).astype(np.float32)
         comps[name] = (fn, [x, noise, z_p, *(params[k] + np.float32(0.3) * rng.standard_normal(
             params[k].shape).astype(np.float32) for k in names)])
