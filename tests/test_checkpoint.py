@@ -13,7 +13,7 @@ from avb_np.data import toy_data
 from common import assert_same_state, tiny, trained
 
 
-@pytest.mark.parametrize("method", ["avb", "vae"])
+@pytest.mark.parametrize("method", ["avb", "avb-ac", "vae"])
 def test_resume_is_exact(method, tmp_path):
     """12 iterations in one go equal 5, save, load, 7 more: parameters, Adam moments and step
     counts, generator state and history (losses and exact log-likelihoods) bit for bit."""

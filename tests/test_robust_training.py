@@ -16,7 +16,7 @@ RAISE = dict(over="raise", invalid="raise", divide="raise")   # underflow to 0 s
 QUIET = dict(over="ignore", invalid="ignore")                 # let NaN and inf reach the guard
 
 
-@pytest.mark.parametrize("method", ["avb", "vae"])
+@pytest.mark.parametrize("method", ["avb", "avb-ac", "vae"])
 def test_same_seed_same_numbers(method):
     """Two runs with seed 0 are identical; seed 1 gives other parameters and losses."""
     a, b = trained(tiny(), method, 4), trained(tiny(), method, 4)
