@@ -39,7 +39,12 @@ import numpy as np
 from avb_np import (backend, checkpoint, config, data, eight_schools, evaluation, outputs, plots, scoring,
                     targets, training, validate, vi, vi_plots)
 
-METHODS = ("avb", "vae")
+NAMES = {"avb": "AVB", "avb-ac": "AVB+AC", "vae": "VAE", "optimum": "OPTIMUM"}   # as tables and figures name them
+
+
+def methods(args):
+    """The models an experiment trains: AVB and the VAE, and AVB with adaptive contrast if --ac."""
+    return ("avb", "avb-ac", "vae") if args.ac else ("avb", "vae")
 
 
 # ----------------------------------------------------------------------------- flags
@@ -78,6 +83,8 @@ def add_training_flags(p, default, out):
     p.add_argument("--resume", metavar="PATH", default=None, type=checked("resume", validate.path, str),
                    help="continue the runs saved in PATH to --steps; the other flags must match the saved run's")
     p.add_argument("--overwrite", action="store_true", help="replace a checkpoint already in --out with a new run")
+    p.add_argument("--ac", action="store_true", help="also train AVB with adaptive contrast (AVB+AC: the "
+                   f"noise-basis encoder with {default.n_bases} bases, contrasted with its own Gaussian moments)")
 
 
 def parse_args(argv, experiment="toy"):
@@ -136,7 +143,8 @@ def configure(cfg, args):
 
 
 def train_models(args, cfg, train_data, xp, files, valid=None):
-    """Train (or resume) AVB and the VAE, saving OUT/checkpoint.npz as they go; returns {method: Run}.
+    """Train (or resume) AVB, AVB+AC if --ac, and the VAE, saving OUT/checkpoint.npz as they go;
+    returns {method: Run}.
 
     The output folder is checked first (`files` are the outputs the experiment will write): a
     checkpoint already there is never replaced without --overwrite. Ctrl-C or SIGTERM saves and
@@ -153,6 +161,9 @@ def train_models(args, cfg, train_data, xp, files, valid=None):
             runs = checkpoint.load(args.resume, expected_cfg=cfg, xp=xp)
         except checkpoint.CheckpointError as err:
             sys.exit(f"demo.py: error: {err}\nPass the flags the run was started with, or rerun without --resume.")
+        if set(runs) != set(methods(args)):
+            sys.exit(f"demo.py: error: the checkpoint holds the runs {sorted(runs)}, not {sorted(methods(args))}; "
+                     + ("pass --ac" if "avb-ac" in runs else "leave out --ac") + " to resume it")
         for method, run in runs.items():
             if run.step > cfg.steps:
                 sys.exit(f"demo.py: error: the checkpoint's {method} run is at iteration {run.step}, "
@@ -166,7 +177,7 @@ def train_models(args, cfg, train_data, xp, files, valid=None):
                 + f"). Resume with:\n  {resume_command(args, path)}")
     with outputs.exit_on_interrupt(interrupted):
         try:
-            for method in METHODS:
+            for method in methods(args):
                 if method not in runs:
                     runs[method] = training.new_run(cfg, method, xp)
                 run = runs[method]
@@ -202,7 +213,7 @@ def table(rows, columns):
     def shown(key, v):                                     # seconds to a tenth, the rest as cell()
         return f"{v:.1f}" if key.endswith("seconds") and isinstance(v, float) else cell(v)
     lines = [f"{'':<8}" + "".join(f"{h:>16}" for _, h in columns)]
-    lines += [f"{name.upper():<8}" + "".join(f"{shown(k, row.get(k)):>16}" for k, _ in columns)
+    lines += [f"{name:<8}" + "".join(f"{shown(k, row.get(k)):>16}" for k, _ in columns)
               for name, row in rows.items()]
     return "\n".join(lines)
 
@@ -227,7 +238,7 @@ def toy(args, xp):
 
 
 def report(runs, toy_data, cfg, out):
-    """Evaluate both toy runs exactly, print the table, write results.json and the figures."""
+    """Evaluate the toy runs exactly, print the table, write results.json and the figures."""
     print("evaluating by quadrature on a 400 x 400 grid over [-6, 6]^2 ...")
     results = {m: evaluation.evaluate(run, toy_data) for m, run in runs.items()}
     fine = evaluation.log_likelihood(runs["avb"].nets, runs["avb"].params, toy_data, n=800, lim=8.0)
@@ -236,22 +247,23 @@ def report(runs, toy_data, cfg, out):
     results["optimum"] = {"log_likelihood": -math.log(4), "elbo": -math.log(4), "kl": math.log(4),
                           "reconstruction_error": 0.0, "posterior_kl": 0.0}
     results["config"] = cfg.to_dict()
-    print(table({m: results[m] for m in ("avb", "vae", "optimum")},
+    print(table({NAMES[m]: results[m] for m in (*runs, "optimum")},
                 [("log_likelihood", "log p(x) exact"), ("elbo", "ELBO est."), ("kl", "KL(q||p(z))"),
                  ("reconstruction_error", "recon. error"), ("posterior_kl", "KL(q||p(z|x))"),
                  ("seconds", "train s")]))
     print(f"quadrature check: AVB log p(x) on an 800 x 800 grid over [-8, 8]^2 differs by "
           f"{results['quadrature_check']['difference']:.1e}")
-    plots.figure_samples({"VAE": runs["vae"], "AVB": runs["avb"]}, toy_data, os.path.join(out, "samples.png"))
+    order = ["vae", "avb", "avb-ac"]                       # the paper's figure: VAE beside AVB
+    plots.figure_samples({NAMES[m]: runs[m] for m in order if m in runs}, toy_data, os.path.join(out, "samples.png"))
     plots.figure_posterior(runs["avb"], toy_data, os.path.join(out, "posterior.png"))
-    plots.figure_curves({"AVB": runs["avb"], "VAE": runs["vae"]}, os.path.join(out, "curves.png"))
+    plots.figure_curves({NAMES[m]: run for m, run in runs.items()}, os.path.join(out, "curves.png"))
     write_json(out, results)
     print(f"wrote results.json, samples.png, posterior.png, curves.png to {out}/")
     return results
 
 
 def images(args, xp):
-    """Binarised images (digits, MNIST): train both models, score the test split."""
+    """Binarised images (digits, MNIST): train the models, score the test split."""
     try:                                                   # a missing or bad file, no scikit-learn
         if args.experiment == "digits":
             dataset, cfg = data.load("digits"), config.digits(args.z_dim)
@@ -270,13 +282,13 @@ def images(args, xp):
 
 
 def report_images(runs, dataset, cfg, args):
-    """Score both runs on the test split, print the table, write results.json and the figures."""
+    """Score the runs on the test split, print the table, write results.json and the figures."""
     from avb_np import image_plots                         # matplotlib is needed only here
     test = dataset.test[:args.n_test]
     settings = {k: v for k, v in (("n_temps", args.ais_temps), ("n_chains", args.ais_chains)) if v}
     results = {}
     for method, run in runs.items():
-        print(f"scoring {method.upper()} on {len(test)} test images ...")
+        print(f"scoring {NAMES[method]} on {len(test)} test images ...")
         results[method] = scoring.score(run, test, np.random.default_rng(args.seed + 1), log=print, **settings)
         if cfg.z_dim == 2:                                 # overfitting shows as train >> test
             results[method]["train_log_likelihood"] = evaluation.log_likelihood(
@@ -285,14 +297,16 @@ def report_images(runs, dataset, cfg, args):
                ("elbo", "ELBO est."), ("kl", "KL(q||p(z))"), ("reconstruction_error", "recon. error"),
                ("seconds", "train s")]
     print(f"test split, nats per image ({len(test)} images; AIS and IS as estimate+-standard error):")
-    print(table(results, [c for c in columns if c[0] != "log_likelihood" or cfg.z_dim == 2]))
+    print(table({NAMES[m]: r for m, r in results.items()},
+                [c for c in columns if c[0] != "log_likelihood" or cfg.z_dim == 2]))
     results["config"] = cfg.to_dict()
     write_json(args.out, results)
-    image_plots.figure_images(runs, dataset, os.path.join(args.out, "images.png"))
+    named = {NAMES[m]: run for m, run in runs.items()}
+    image_plots.figure_images(named, dataset, os.path.join(args.out, "images.png"))
     written = ["results.json", "images.png"]
     if cfg.z_dim == 2:
-        image_plots.figure_latent(runs, dataset, os.path.join(args.out, "latent.png"))
-        plots.figure_curves({"AVB": runs["avb"], "VAE": runs["vae"]}, os.path.join(args.out, "curves.png"))
+        image_plots.figure_latent(named, dataset, os.path.join(args.out, "latent.png"))
+        plots.figure_curves(named, os.path.join(args.out, "curves.png"))
         written += ["latent.png", "curves.png"]
     print(f"wrote {', '.join(written)} to {args.out}/")
     return results
