@@ -161,9 +161,9 @@ def train_models(args, cfg, train_data, xp, files, valid=None):
             runs = checkpoint.load(args.resume, expected_cfg=cfg, xp=xp)
         except checkpoint.CheckpointError as err:
             sys.exit(f"demo.py: error: {err}\nPass the flags the run was started with, or rerun without --resume.")
-        if set(runs) != set(methods(args)):
-            sys.exit(f"demo.py: error: the checkpoint holds the runs {sorted(runs)}, not {sorted(methods(args))}; "
-                     + ("pass --ac" if "avb-ac" in runs else "leave out --ac") + " to resume it")
+        if set(runs) - set(methods(args)):                # runs not yet started are trained fresh
+            sys.exit(f"demo.py: error: the checkpoint holds the runs {sorted(runs)}, among them AVB with "
+                     "adaptive contrast; pass --ac to resume it")
         for method, run in runs.items():
             if run.step > cfg.steps:
                 sys.exit(f"demo.py: error: the checkpoint's {method} run is at iteration {run.step}, "

@@ -41,7 +41,8 @@ def test_demo_writes_results_and_figures(tmp_path, capsys):
     assert {m: r.step for m, r in checkpoint.load(tmp_path / "checkpoint.npz").items()} == {"avb": 30, "vae": 30}
 
 
-COMMON_FLAGS = ("--steps", "--seed", "--backend", "--out", "--lr-primal", "--lr-dual", "--save-every", "--resume")
+COMMON_FLAGS = ("--steps", "--seed", "--backend", "--out", "--lr-primal", "--lr-dual", "--save-every", "--resume",
+                "--ac")
 
 
 @pytest.mark.parametrize("experiment, flags", [
@@ -111,6 +112,10 @@ def test_resume_errors_name_the_problem(tmp_path):
     with pytest.raises(SystemExit) as info:
         demo.main(["--steps", "2", "--out", str(tmp_path), "--resume", str(path)])
     assert "vae run is at iteration 3, beyond --steps 2" in str(info.value.code)
+    checkpoint.save(path, {m: training.new_run(Config(), m, np) for m in ("avb", "avb-ac")})
+    with pytest.raises(SystemExit) as info:                 # an AVB+AC run, resumed without --ac
+        demo.main(["--out", str(tmp_path), "--resume", str(path)])
+    assert "holds the runs ['avb', 'avb-ac'], among them AVB with adaptive contrast; pass --ac" in str(info.value.code)
 
 
 def test_ci_runs_the_readme_test_command():
@@ -120,18 +125,18 @@ def test_ci_runs_the_readme_test_command():
 
 
 def test_digits_demo(tmp_path, capsys):
-    """`python demo.py digits` for a few iterations, scoring 8 test images with a short AIS: the
-    table lists both models, results.json holds finite numbers, AIS (a stochastic lower bound, loose
+    """`python demo.py digits --ac` for a few iterations, scoring 8 test images with a short AIS: the
+    table lists the three models (AVB+AC's AIS and IS start from its encoder's moments), results.json holds finite numbers, AIS (a stochastic lower bound, loose
     with 10 temperatures on a barely trained model) is not above the exact value (quadrature) by
     more than 3 s.e. + 0.05, importance sampling (1,000 draws) is within 0.5 nats of it (the
     estimators' accuracy is pinned in tests/test_likelihood.py), and the figures are written."""
     out = tmp_path / "digits"
-    demo.main(["digits", "--steps", "20", "--n-test", "8", "--ais-temps", "10", "--ais-chains", "2",
+    demo.main(["digits", "--ac", "--steps", "20", "--n-test", "8", "--ais-temps", "10", "--ais-chains", "2",
                "--out", str(out)])
     text = capsys.readouterr().out
-    assert "AVB" in text and "VAE" in text and "AIS" in text
+    assert "AVB " in text and "AVB+AC" in text and "VAE" in text and "AIS" in text
     results = json.loads((out / "results.json").read_text())
-    for method in ("avb", "vae"):
+    for method in ("avb", "avb-ac", "vae"):
         r = results[method]
         assert np.isfinite([r["log_likelihood"], r["elbo"], r["kl"], *r["ais"], *r["is"]]).all()
         assert r["ais"][0] - r["log_likelihood"] < 3 * r["ais"][1] + 0.05, r
