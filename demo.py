@@ -3,6 +3,7 @@
     python demo.py                      # the 4-point toy problem, exact by quadrature (~70 s)
     python demo.py digits               # 8x8 binarised digits, 2-d latent: exact and AIS (~2 min)
     python demo.py digits --z-dim 8     # a larger latent: AIS and importance sampling only
+    python demo.py digits --ac          # also AVB with adaptive contrast (AVB+AC), in any experiment
     python demo.py mnist --data-dir DIR [--download] [--source amat] [--z-dim 32]
     python demo.py vi                   # black-box variational inference on exact targets (~2 min)
     python demo.py EXPERIMENT --help    # the flags of one experiment
@@ -13,7 +14,10 @@ Prints the exact log-likelihood, ELBO and KL estimates, reconstruction error and
 KL(q || p(z|x)) beside the optimum -log 4, and writes to --out (default avb_out/):
     results.json, samples.png (the paper's toy figure), posterior.png, curves.png
 
-digits / mnist: the same two models on binarised images, scored on the test split by
+--ac adds a third model to toy, digits and mnist: AVB with adaptive contrast (the noise-basis
+encoder, contrasted with a Gaussian of its own moments; avb_np.ac, avb_np.ac_objectives).
+
+digits / mnist: the same models on binarised images, scored on the test split by
 annealed importance sampling (AIS) and importance sampling, and for a 2-d latent also
 exactly by quadrature. Writes results.json, images.png (data, reconstructions, samples from
 the prior) and, for a 2-d latent, latent.png (test codes coloured by digit) and curves.png.

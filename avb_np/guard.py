@@ -101,7 +101,7 @@ class Guard:
 
     def __init__(self, run, draws, primal):
         self.run, self.draws, self.xp = run, draws, run.xp
-        self.primal = primal           # the loss each iteration evaluates first: training.avb_primal or vae_primal
+        self.primal = primal           # the loss each iteration evaluates first: training.avb_primal, ac_primal or vae_primal
         self.loss_bound = loss_bound(run.cfg)
         self.grad_bound = math.sqrt(float(np.finfo(run.cfg.dtype).max))   # Adam squares the gradient
         self.mover = (None, run.step)  # (player, iteration) of the step that made the parameters; None: before this call

@@ -234,3 +234,23 @@ def test_trained_run_scores_against_quadrature():
     assert np.isfinite(r["kl"]) and r["kl"] > 0
     with pytest.raises(ValueError, match="moments"):
         evaluation.elbo_terms(run, x, z[:, :10])                 # AC's KL estimate needs mu, sigma
+
+
+def test_evidence_table_summarises_over_seeds(tmp_path, capsys):
+    """benchmarks/ac_digits.py --table: one row per latent size and method, the mean over seeds
+    with the range beside it, and the adversary's KL estimate beside the true KL at z_dim 2."""
+    import importlib.util
+    import json
+    from pathlib import Path
+    spec = importlib.util.spec_from_file_location("ac_digits", Path(__file__).resolve().parents[1]
+                                                  / "benchmarks" / "ac_digits.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    rows = [{"z_dim": 2, "method": "avb-ac", "seed": s, "ais": -18.0 - s, "ais_se": 0.01, "is": -18.1, "elbo": -18.5,
+             "kl": 3.0, "train_s": 100.0, "exact": -17.9 - s, "kl_100": 2.5 + s, "true_kl_100": 3.0} for s in (0, 1, 2)]
+    path = tmp_path / "runs.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    bench.main(["--table", "--out", str(path)])
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith("| 2 | AVB-AC | 3 | -18.90 (-19.90..-17.90) | -19.00 (-20.00..-18.00) |")
+    assert "| 3.50 (2.50..4.50) / 3.00 (3.00..3.00) |" in line
