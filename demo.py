@@ -79,6 +79,10 @@ def add_training_flags(p, default, out):
                    help=f"Adam learning rate of encoder + decoder (default {default.lr_primal:g})")
     p.add_argument("--lr-dual", type=checked("lr_dual", validate.positive_float, float), default=None,
                    help=f"Adam learning rate of the adversary (default {default.lr_dual:g})")
+    p.add_argument("--adv-width", type=checked("adv_width", validate.positive_int), default=None,
+                   help=f"width of the adversary's residual trunk (default {default.adv_width})")
+    p.add_argument("--adv-blocks", type=checked("adv_blocks", validate.non_negative_int), default=None,
+                   help=f"residual blocks of the adversary (default {default.adv_blocks})")
     p.add_argument("--backend", choices=backend.NAMES, default=None,
                    help="array backend (default: $AVB_BACKEND, else numpy)")
     p.add_argument("--out", default=out, help=f"output folder for results, figures and checkpoint (default {out})")
@@ -140,7 +144,7 @@ def resume_command(args, path, **changes):
 def configure(cfg, args):
     """The experiment's Config with the flags given applied."""
     cfg.seed = args.seed
-    for field in ("steps", "lr_primal", "lr_dual"):         # flags given override the configuration
+    for field in ("steps", "lr_primal", "lr_dual", "adv_width", "adv_blocks"):   # flags given override the configuration
         if getattr(args, field) is not None:
             setattr(cfg, field, getattr(args, field))
     return cfg

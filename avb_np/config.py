@@ -25,7 +25,7 @@ class Config:
     basis_hidden: tuple = (64, 64)  # the basis network v = MLP(eps_i), shared by the bases (official: 3 x 128)
     out_gain: float = 0.1          # initial std gain of the output layers of all three networks (small helps early training)
     # --- adversary T_psi(x, z) = NN_psi(x, z) + prior_term * ||z||^2
-    adv_width: int = 128           # width of the adversary's residual trunk (official toy: 256)
+    adv_width: int = 64            # width of the adversary's residual trunk (official toy: 256)
     adv_blocks: int = 2            # residual blocks h + W2 relu(W1 h + b1) + b2, each followed by ELU (official: 5)
     prior_term: float = 0.5        # coefficient c of c ||z||^2 in T (-log p(z) up to a constant when 0.5)
     # --- optimisation (Algorithm 1): Adam for each player
@@ -33,7 +33,7 @@ class Config:
     lr_primal: float = 2e-3        # Adam learning rate of encoder + decoder, at the start (official toy: 2e-5)
     lr_dual: float = 8e-3          # Adam learning rate of the adversary (official toy: 1e-4)
     dual_steps: int = 2            # adversary steps per primal step (official: 2)
-    steps: int = 3000              # iterations (one primal step + dual_steps adversary steps each)
+    steps: int = 5000              # iterations (one primal step + dual_steps adversary steps each)
     lr_schedule: str = "cosine"    # "cosine": both rates times (1 + cos(pi t / steps)) / 2 at iteration t; "constant"
     # --- numerics and bookkeeping
     dtype: str = "float32"         # "float32" (default) or "float64"

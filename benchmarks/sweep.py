@@ -1,6 +1,6 @@
 """Tuning sweep for the toy demo's defaults: exact log-likelihood and posterior fit per setting.
 
-    python benchmarks/sweep.py                       # every setting below, 3,000 iterations each
+    python benchmarks/sweep.py                       # every setting below, 5,000 iterations each
     python benchmarks/sweep.py --only default --seeds 0 1 2 3 4
     python benchmarks/sweep.py --only default --steps 20000 --seeds 0 1 2 3 4
     python benchmarks/sweep.py --method vae --only default "lr 4e-3 / 1.6e-2"
@@ -19,7 +19,7 @@ from avb_np.config import Config
 from avb_np.data import toy_data
 
 SETTINGS = {  # name -> the Config fields it changes; the defaults: lr 2e-3 / 8e-3 with a cosine
-    "default": {},                                        # schedule, a 128 x 2 adversary
+    "default": {},                                        # schedule, a 64 x 2 adversary
     "constant learning rates": {"lr_schedule": "constant"},
     "lr 5e-4 / 2e-3": {"lr_primal": 5e-4, "lr_dual": 2e-3},
     "lr 1e-3 / 4e-3": {"lr_primal": 1e-3, "lr_dual": 4e-3},
@@ -27,8 +27,8 @@ SETTINGS = {  # name -> the Config fields it changes; the defaults: lr 2e-3 / 8e
     "lr 2e-3 / 2e-3": {"lr_dual": 2e-3},
     "1 adversary step": {"dual_steps": 1},
     "output gain 1": {"out_gain": 1.0},
-    "adversary 64 x 2": {"adv_width": 64},
-    "adversary 128 x 5": {"adv_blocks": 5},
+    "adversary 128 x 2": {"adv_width": 128},
+    "adversary 64 x 5": {"adv_blocks": 5},
     "adversary 256 x 2": {"adv_width": 256},
 }
 

@@ -42,7 +42,7 @@ def test_demo_writes_results_and_figures(tmp_path, capsys):
 
 
 COMMON_FLAGS = ("--steps", "--seed", "--backend", "--out", "--lr-primal", "--lr-dual", "--save-every", "--resume",
-                "--ac")
+                "--ac", "--adv-width", "--adv-blocks")
 
 
 @pytest.mark.parametrize("experiment, flags", [
@@ -94,7 +94,7 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes_exactly(tmp_path, monkeypatch, c
 
     with pytest.raises(SystemExit) as info:               # other flags than the saved run's
         demo.main(["--steps", "6", "--full", "--out", str(out), "--resume", str(saved)])
-    assert "adv_width: checkpoint 128 vs expected 256" in str(info.value.code)
+    assert "adv_width: checkpoint 64 vs expected 256" in str(info.value.code)
     demo.main(shlex.split(command)[2:])                   # the printed command
     demo.main(["--steps", "6", "--save-every", "2", "--out", str(tmp_path / "reference")])
     resumed, reference = reports
