@@ -39,7 +39,7 @@ class Config:
     dtype: str = "float32"         # "float32" (default) or "float64"
     seed: int = 0                  # seeds the generator for weights, minibatches and noise
     log_every: int = 300           # print progress every this many iterations (0: silent)
-    eval_every: int = 100          # record the exact log-likelihood every this many iterations (0: never; z_dim = 2 only)
+    eval_every: int = 250          # record the exact log-likelihood every this many iterations (0: never; z_dim = 2 only)
 
     def to_dict(self):
         return asdict(self)
