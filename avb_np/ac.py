@@ -28,9 +28,8 @@ VAR_FLOOR = 1e-4   # sigma = sqrt(Var[z|x] + VAR_FLOOR): a collapsed dimension s
 def build(cfg):
     """The encoder's layer lists: "enc" the body x -> h (ending in its activation), "enc_z0"
     h -> z0, "enc_a" h -> the m scale vectors a_i, "enc_v" the basis network eps_i -> v_i."""
-    body = network.mlp("enc", [cfg.x_dim, *cfg.enc_hidden], cfg.act)
-    body += [Act(cfg.act)] if body else []                 # no hidden layers: h = x
-    H = cfg.enc_hidden[-1] if cfg.enc_hidden else cfg.x_dim
+    body = network.mlp("enc", [cfg.x_dim, *cfg.enc_hidden], cfg.act) + [Act(cfg.act)]   # h: last hidden layer
+    H = cfg.enc_hidden[-1]
     return {"enc": body,
             "enc_z0": [Affine("enc.z0", H, cfg.z_dim, Z0_STD * math.sqrt(H))],
             "enc_a": [Affine("enc.a", H, cfg.n_bases * cfg.z_dim, cfg.out_gain)],
@@ -91,6 +90,5 @@ def encode_backward(nets, dz, cache):
     grads.update(g)
     _, g = network.backward(nets["enc_v"], (dz[:, None, :] * a).reshape(N * m, Dz), v_cache, input_grad=False)
     grads.update(g)
-    if nets["enc"]:
-        grads.update(network.backward(nets["enc"], dh + dh_a, body_cache, input_grad=False)[1])
+    grads.update(network.backward(nets["enc"], dh + dh_a, body_cache, input_grad=False)[1])
     return grads

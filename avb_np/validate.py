@@ -230,6 +230,9 @@ def config(cfg, method, name="Config"):
                          "z = g(x) is a point mass, whose KL to the prior is infinite")
     for field in ("enc_hidden", "dec_hidden", "basis_hidden"):
         out[field] = widths(f"{name}.{field}", getattr(cfg, field))
+    if method == "avb-ac" and not out["enc_hidden"]:
+        raise ValueError(f"{name}.enc_hidden must have at least one layer for the AVB+AC encoder, got (): "
+                         "its z0(x) and scales a_i(x) read the last hidden layer")
     out["act"] = choice(f"{name}.act", cfg.act, sorted(ACTIVATIONS))
     out["dtype"] = choice(f"{name}.dtype", cfg.dtype, DTYPES)
     out["lr_schedule"] = choice(f"{name}.lr_schedule", cfg.lr_schedule, SCHEDULES)

@@ -254,3 +254,14 @@ def test_evidence_table_summarises_over_seeds(tmp_path, capsys):
     line = capsys.readouterr().out.strip().splitlines()[-1]
     assert line.startswith("| 2 | AVB-AC | 3 | -18.90 (-19.90..-17.90) | -19.00 (-20.00..-18.00) |")
     assert "| 3.50 (2.50..4.50) / 3.00 (3.00..3.00) |" in line
+
+
+def test_bad_ac_configurations_are_named():
+    """The noise-basis encoder needs a hidden layer, at least one basis and encoder noise."""
+    from avb_np import validate
+    for changes, words in (({"enc_hidden": ()}, "enc_hidden must have at least one layer"),
+                           ({"n_bases": 0}, "n_bases must be a positive integer"),
+                           ({"eps_dim": 0}, "eps_dim must be >= 1"),
+                           ({"basis_hidden": (8, -1)}, r"basis_hidden\[1\] must be a positive integer")):
+        with pytest.raises(ValueError, match=words):
+            validate.config(small(**changes), "avb-ac")
