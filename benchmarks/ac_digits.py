@@ -26,6 +26,7 @@ import numpy as np
 from avb_np import config, data, evaluation, scoring, training
 
 METHODS = ("vae", "avb", "avb-ac")
+NAMES = {"vae": "VAE", "avb": "AVB", "avb-ac": "AVB+AC"}
 KL_IMAGES = 100   # test images for the true KL at z_dim 2
 
 
@@ -67,7 +68,7 @@ def summary(rows):
             col = lambda k, d=2: spread([r[k] for r in rs], d) if k in rs[0] else "-"
             kl = (f"{spread([r['kl_100'] for r in rs])} / {spread([r['true_kl_100'] for r in rs])}"
                   if "kl_100" in rs[0] else "-")
-            lines.append(f"| {z} | {m.upper()} | {len(rs)} | {col('exact')} | {col('ais')} | {col('is')} "
+            lines.append(f"| {z} | {NAMES[m]} | {len(rs)} | {col('exact')} | {col('ais')} | {col('is')} "
                          f"| {col('elbo')} | {col('kl')} | {kl} | {col('train_s', 0)} |")
     return "\n".join(lines)
 

@@ -252,7 +252,7 @@ def test_evidence_table_summarises_over_seeds(tmp_path, capsys):
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     bench.main(["--table", "--out", str(path)])
     line = capsys.readouterr().out.strip().splitlines()[-1]
-    assert line.startswith("| 2 | AVB-AC | 3 | -18.90 (-19.90..-17.90) | -19.00 (-20.00..-18.00) |")
+    assert line.startswith("| 2 | AVB+AC | 3 | -18.90 (-19.90..-17.90) | -19.00 (-20.00..-18.00) |")
     assert "| 3.50 (2.50..4.50) / 3.00 (3.00..3.00) |" in line
 
 
