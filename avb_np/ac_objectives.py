@@ -77,7 +77,14 @@ def dual_loss(nets, params, x, eps, u, prior_term):
     z~ = (z - mu) / sigma from the encoder's samples and batch moments. x: (N, Dx),
     eps: (N, m De), u: (N, Dz). Returns (loss, grads) with grads for every "adv." parameter."""
     z, enc_cache = ac.encode(nets, params, x, eps)                  # no gradient to phi here
-    return discriminate(nets, params, x, standardise(z, *ac.moments(enc_cache)), u, prior_term)
+    return dual_terms(nets, params, x, z, *ac.moments(enc_cache), u, prior_term)
+
+
+def dual_terms(nets, params, x, z, mu, sigma, u, prior_term):
+    """The AC adversary loss at given encoder samples z and moments mu, sigma (all (N, Dz)):
+    z~ = (z - mu) / sigma is the positive class, u ~ N(0, I) the negative, each with its x.
+    Returns (loss, grads of every "adv." parameter)."""
+    return discriminate(nets, params, x, standardise(z, mu, sigma), u, prior_term)
 
 
 def gradcheck_cases(rng, N=6):

@@ -71,6 +71,9 @@ def figure_curves(runs, path):
             ax1.plot(h["step"], h["dual"], lw=0.6, label=f"{name} adversary loss")
         ax2.plot(h["ll_step"], h["log_likelihood"], marker=".", label=name)
     ax2.axhline(-math.log(4), color="k", ls="--", lw=1, label="optimum -log 4")
+    if not any(r.history["log_likelihood"] for r in runs.values()):   # fewer iterations than eval_every
+        ax2.text(0.5, 0.5, "no exact log-likelihood recorded:\nfewer iterations than Config.eval_every",
+                 transform=ax2.transAxes, ha="center", va="center")
     ax1.set(xlabel="iteration", ylabel="loss (nats)", title="training losses")
     ax2.set(xlabel="iteration", ylabel="log p(x) (nats)", title="exact log-likelihood (quadrature)")
     ax2.set_ylim(max(-3.0, min(min(r.history["log_likelihood"], default=-3) for r in runs.values()) - 0.05),
