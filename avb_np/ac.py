@@ -41,31 +41,43 @@ def noise_width(cfg):
     return cfg.n_bases * cfg.eps_dim
 
 
-def encode(nets, params, x, eps):
-    """z = z0(x) + sum_i a_i(x) * v_i.   x: (N, Dx), eps: (N, m De) -> z: (N, Dz), cache."""
+def scales(nets, params, x):
+    """The per-x parts: z0(x) and the scales a_i(x) = elu(h Wa_i + ba_i - 5) + 1 > 0.
+    x: (N, Dx) -> z0: (N, Dz), a: (N, m, Dz), cache."""
     N, Dz = x.shape[0], nets["enc_z0"][0].n_out
-    m = nets["enc_a"][0].n_out // Dz
     h, body_cache = network.forward(nets["enc"], params, x)                     # (N, H)
     z0, z0_cache = network.forward(nets["enc_z0"], params, h)                   # (N, Dz)
     pre, a_cache = network.forward(nets["enc_a"], params, h)                    # (N, m Dz)
-    a = layers.elu_forward(pre - SHIFT)[0].reshape(N, m, Dz) + 1                # (N, m, Dz), > 0
-    v, v_cache = network.forward(nets["enc_v"], params, eps.reshape(N * m, -1))  # (N m, Dz)
+    a = layers.elu_forward(pre - SHIFT)[0].reshape(N, -1, Dz) + 1               # (N, m, Dz)
+    return z0, a, (body_cache, z0_cache, a_cache)
+
+
+def encode(nets, params, x, eps):
+    """z = z0(x) + sum_i a_i(x) * v_i, v_i = MLP(eps_i).   x: (N, Dx), eps: (N, m De) -> z: (N, Dz), cache."""
+    z0, a, scale_cache = scales(nets, params, x)
+    N, m, Dz = a.shape
+    v, v_cache = network.forward(nets["enc_v"], params, eps.reshape(N * m, -1))  # (N m, Dz): v_i = MLP(eps_i)
     v = v.reshape(N, m, Dz)
     z = z0 + (a * v).sum(axis=1)                                                # (N, Dz)
-    return z, (body_cache, z0_cache, a_cache, v_cache, z0, a, v)
+    return z, (scale_cache, v_cache, z0, a, v)
 
 
-def moments(cache, v_moments=None):
-    """mu(x), sigma(x) of the encoder's q(z|x) for the rows of `encode`'s cache, (N, Dz) each:
+def moments(z0, a, v_moments):
+    """mu(x), sigma(x) of q(z|x), (N, Dz) each, from z0: (N, Dz), a: (N, m, Dz) and the basis
+    network's moments v_moments = (E[v], Var[v]), (Dz,) each (see `basis_moments`):
 
         mu = z0 + (sum_i a_i) * E[v],   sigma = sqrt((sum_i a_i^2) * Var[v] + VAR_FLOOR)
 
-    E[v], Var[v]: (Dz,) each, from all N m basis draws of that call unless given as v_moments
-    (from `basis_moments`). No gradient flows through them: they are the contrast's constants."""
-    _, _, _, _, z0, a, v = cache
-    xp = array_module(a)
-    mean_v, var_v = basis_moments(v) if v_moments is None else v_moments
-    return z0 + a.sum(axis=1) * mean_v, xp.sqrt((a * a).sum(axis=1) * var_v + VAR_FLOOR)
+    No gradient flows through them: they are the contrast's constants."""
+    mean_v, var_v = v_moments
+    return z0 + a.sum(axis=1) * mean_v, array_module(a).sqrt((a * a).sum(axis=1) * var_v + VAR_FLOOR)
+
+
+def batch_moments(cache):
+    """mu(x), sigma(x) for the rows of an `encode` call, with E[v], Var[v] from all its N m basis
+    draws (the contrast of a training step)."""
+    _, _, z0, a, v = cache
+    return moments(z0, a, basis_moments(v))
 
 
 def basis_moments(v):
@@ -81,7 +93,7 @@ def encode_backward(nets, dz, cache):
         dL/dz0 = dz,   dL/dv_i = dz * a_i,   dL/da_i = dz * v_i,
         dL/d(pre_i) = dL/da_i * elu'(pre_i - 5) = dL/da_i * min(a_i, 1)   (elu' = e^u = a for u <= 0, else 1)
     """
-    body_cache, z0_cache, a_cache, v_cache, _, a, v = cache
+    (body_cache, z0_cache, a_cache), v_cache, _, a, v = cache
     xp = array_module(dz)
     N, m, Dz = a.shape
     dh, grads = network.backward(nets["enc_z0"], dz, z0_cache)                   # (N, H)

@@ -15,6 +15,8 @@ dependence on phi drops out in expectation at T = T*, as in the paper's Proposit
 tests show it numerically). With mu = 0, sigma = 1 everything reduces to plain AVB.
 Shapes: N batch, Dx pixels, Dz latent.
 """
+import numpy as np
+
 from . import ac, losses
 from .backend import array_module
 from .models import adversary, adversary_backward, decode, decode_backward
@@ -59,11 +61,11 @@ def primal_terms(nets, params, x, z, mu, sigma, prior_term):
 
 def primal_loss(nets, params, x, eps, prior_term, fixed=None):
     """AVB+AC primal loss, minimised over theta and phi with psi held fixed; z = the noise-basis
-    encoder's samples, (mu, sigma) its batch moments (ac.moments), or `fixed` = (mu, sigma) when
+    encoder's samples, (mu, sigma) its batch moments (ac.batch_moments), or `fixed` = (mu, sigma) when
     given (a gradient check holds them fixed this way). x: (N, Dx), eps: (N, m De).
     Returns (loss, grads) with grads for every "enc." and "dec." parameter."""
     z, enc_cache = ac.encode(nets, params, x, eps)                  # (N, Dz)
-    mu, sigma = ac.moments(enc_cache) if fixed is None else fixed   # (N, Dz) each: constants
+    mu, sigma = ac.batch_moments(enc_cache) if fixed is None else fixed   # (N, Dz) each: constants
     loss, dz, grads = primal_terms(nets, params, x, z, mu, sigma, prior_term)
     grads.update(ac.encode_backward(nets, dz, enc_cache))
     return loss, grads
@@ -77,7 +79,7 @@ def dual_loss(nets, params, x, eps, u, prior_term):
     z~ = (z - mu) / sigma from the encoder's samples and batch moments. x: (N, Dx),
     eps: (N, m De), u: (N, Dz). Returns (loss, grads) with grads for every "adv." parameter."""
     z, enc_cache = ac.encode(nets, params, x, eps)                  # no gradient to phi here
-    return dual_terms(nets, params, x, z, *ac.moments(enc_cache), u, prior_term)
+    return dual_terms(nets, params, x, z, *ac.batch_moments(enc_cache), u, prior_term)
 
 
 def dual_terms(nets, params, x, z, mu, sigma, u, prior_term):
@@ -92,8 +94,6 @@ def gradcheck_cases(rng, N=6):
     L = sum(z * G) for a fixed random G), and of the AC primal and adversary losses with the
     batch's moments computed once and then held fixed, as the objectives treat them. The
     scales a_i are moved near elu's bend (pre - 5 around 0) so both of its branches are checked."""
-    import numpy as np
-
     from . import models
     from .config import Config
     from .gradcheck_suite import TOL_OBJECTIVE, Case, moderate   # imported here: the suite imports us
@@ -110,7 +110,7 @@ def gradcheck_cases(rng, N=6):
     enc = {k: v for k, v in params.items() if k.startswith("enc.")}
     adv = {k: v for k, v in params.items() if k.startswith("adv.")}
     primal = {k: v for k, v in params.items() if not k.startswith("adv.")}
-    moments = ac.moments(ac.encode(nets, params, x, eps)[1])    # this batch's, then held fixed
+    moments = ac.batch_moments(ac.encode(nets, params, x, eps)[1])   # this batch's, then held fixed
 
     def encoder(p):
         z, cache = ac.encode(nets, p, x, eps)

@@ -70,5 +70,5 @@ def mnist(z_dim=8):
     networks and 32 noise inputs are this package's choice; AVB+AC's 16 bases and 3 x 128 basis
     network follow the official code. Dz = 8 or 32 as in the paper."""
     return Config(x_dim=784, z_dim=z_dim, dynamic=True, eps_dim=32, enc_hidden=(300, 300),
-                  dec_hidden=(300, 300), n_bases=16, basis_hidden=(128, 128, 128), adv_width=300, adv_blocks=2, batch_size=128,
-                  lr_primal=5e-5, lr_dual=1e-4, steps=100_000, log_every=1000, eval_every=0)
+                  dec_hidden=(300, 300), n_bases=16, basis_hidden=(128, 128, 128), adv_width=300,
+                  adv_blocks=2, batch_size=128, lr_primal=5e-5, lr_dual=1e-4, steps=100_000, log_every=1000, eval_every=0)

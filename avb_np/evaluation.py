@@ -206,9 +206,8 @@ def contrast(run, data, rng, n_draws=CHUNK):
     params = host_params(run.params)
     v, _ = network.forward(run.nets["enc_v"], params, rng.standard_normal((validate.positive_int(
         "n_draws", n_draws), cfg.eps_dim)))                                # (n_draws, Dz)
-    v_moments = ac.basis_moments(v)
-    _, cache = ac.encode(run.nets, params, data, np.zeros((len(data), ac.noise_width(cfg))))
-    return ac.moments(cache, v_moments)                                  # z0 and a_i are all that count
+    z0, a, _ = ac.scales(run.nets, params, data)                         # (K, Dz), (K, m, Dz)
+    return ac.moments(z0, a, ac.basis_moments(v))
 
 
 def elbo_terms(run, data, z, moments=None):

@@ -45,8 +45,8 @@ def test_closed_form_moments_match_samples():
     v_moments = ac.basis_moments(models.network.forward(nets["enc_v"], params,
                                                          rng.standard_normal((S, cfg.eps_dim)))[0])
     for x in np.eye(4):
-        z, cache = ac.encode(nets, params, np.tile(x, (S, 1)), rng.standard_normal((S, ac.noise_width(cfg))))
-        mu, sigma = ac.moments(cache, v_moments)
+        z, _ = ac.encode(nets, params, np.tile(x, (S, 1)), rng.standard_normal((S, ac.noise_width(cfg))))
+        mu, sigma = ac.moments(*ac.scales(nets, params, x[None])[:2], v_moments)
         np.testing.assert_allclose(mu[0], z.mean(axis=0), atol=0.01)
         np.testing.assert_allclose(sigma[0], np.sqrt(z.var(axis=0) + ac.VAR_FLOOR), atol=0.01)
         assert sigma[0].min() > 0.1                                # the check is not about a point mass
@@ -64,7 +64,7 @@ def test_dual_loss_standardises_with_the_encoders_moments():
     eps, u = rng.standard_normal((16, ac.noise_width(cfg))), rng.standard_normal((16, cfg.z_dim))
     loss, grads = ac_objectives.dual_loss(nets, params, x, eps, u, 0.5)
     z, cache = ac.encode(nets, params, x, eps)
-    ref, ref_grads = ac_objectives.dual_terms(nets, params, x, z, *ac.moments(cache), u, 0.5)
+    ref, ref_grads = ac_objectives.dual_terms(nets, params, x, z, *ac.batch_moments(cache), u, 0.5)
     assert loss == ref and all(np.array_equal(grads[k], ref_grads[k]) for k in ref_grads)
     assert abs(objectives.discriminate(nets, params, x, z, u, 0.5)[0] - loss) > 1e-3
 
