@@ -40,8 +40,8 @@ import sys
 
 import numpy as np
 
-from avb_np import (backend, checkpoint, config, data, eight_schools, evaluation, outputs, plots, scoring,
-                    targets, training, validate, vi, vi_plots)
+from avb_np import (backend, checkpoint, config, data, eight_schools, evaluation, outputs, plots, quadrature,
+                    scoring, targets, training, validate, vi, vi_plots)
 
 NAMES = {"avb": "AVB", "avb-ac": "AVB+AC", "vae": "VAE", "optimum": "OPTIMUM"}   # as tables and figures name them
 
@@ -249,7 +249,7 @@ def report(runs, toy_data, cfg, out):
     """Evaluate the toy runs exactly, print the table, write results.json and the figures."""
     print("evaluating by quadrature on a 400 x 400 grid over [-6, 6]^2 ...")
     results = {m: evaluation.evaluate(run, toy_data) for m, run in runs.items()}
-    fine = evaluation.log_likelihood(runs["avb"].nets, runs["avb"].params, toy_data, n=800, lim=8.0)
+    fine = quadrature.log_likelihood(runs["avb"].nets, runs["avb"].params, toy_data, n=800, lim=8.0)
     results["quadrature_check"] = {"avb_800x800_on_8": fine,
                                    "difference": fine - results["avb"]["log_likelihood"]}
     results["optimum"] = {"log_likelihood": -math.log(4), "elbo": -math.log(4), "kl": math.log(4),
@@ -299,7 +299,7 @@ def report_images(runs, dataset, cfg, args):
         print(f"scoring {NAMES[method]} on {len(test)} test images ...")
         results[method] = scoring.score(run, test, np.random.default_rng(args.seed + 1), log=print, **settings)
         if cfg.z_dim == 2:                                 # overfitting shows as train >> test
-            results[method]["train_log_likelihood"] = evaluation.log_likelihood(
+            results[method]["train_log_likelihood"] = quadrature.log_likelihood(
                 run.nets, run.params, dataset.valid if cfg.dynamic else dataset.train)
     columns = [("log_likelihood", "log p(x) exact"), ("ais", "AIS"), ("is", "IS"),
                ("elbo", "ELBO est."), ("kl", "KL(q||p(z))"), ("reconstruction_error", "recon. error"),

@@ -17,8 +17,10 @@ Shapes: N batch, Dx pixels, Dz latent.
 """
 import numpy as np
 
-from . import ac, losses
+from . import ac, losses, models
 from .backend import array_module
+from .config import Config
+from .gradcheck import TOL_OBJECTIVE, Case, moderate
 from .models import adversary, adversary_backward, decode, decode_backward
 from .objectives import discriminate
 
@@ -94,9 +96,6 @@ def gradcheck_cases(rng, N=6):
     L = sum(z * G) for a fixed random G), and of the AC primal and adversary losses with the
     batch's moments computed once and then held fixed, as the objectives treat them. The
     scales a_i are moved near elu's bend (pre - 5 around 0) so both of its branches are checked."""
-    from . import models
-    from .config import Config
-    from .gradcheck_suite import TOL_OBJECTIVE, Case, moderate   # imported here: the suite imports us
     cfg = Config(eps_dim=2, enc_hidden=(5, 5), dec_hidden=(5,), n_bases=3, basis_hidden=(4, 4),
                  adv_width=6, adv_blocks=1, out_gain=1.0)
     nets = models.build_nets(cfg, "avb-ac")

@@ -100,3 +100,10 @@ def to_host(a):
 def to_device(a, xp):
     """`a` as an array of module `xp` (host arrays are copied to the GPU for cupy)."""
     return xp.asarray(a)
+
+
+def host_params(params):
+    """A float64 NumPy copy of a parameter dict {name: array} (for evaluation on the host)."""
+    if not isinstance(params, dict):
+        raise TypeError(f"params must be a dict {{parameter name: array}}, got {type(params).__name__}")
+    return {k: to_host(v).astype(np.float64) for k, v in params.items()}

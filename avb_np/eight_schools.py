@@ -23,7 +23,7 @@ import math
 import numpy as np
 
 from .backend import array_module
-from .evaluation import logsumexp
+from .losses import logsumexp
 from .targets import Target
 
 Y = (28.0, 8.0, -3.0, 7.0, -1.0, 1.0, 18.0, 12.0)              # Rubin (1981)

@@ -4,46 +4,13 @@ Each case is a scalar loss of named float64 arrays. A layer is checked through t
 L = sum(out * G) with a fixed random G, whose gradient with respect to `out` is G, so
 backward(G) must equal dL/d(input) and dL/d(every parameter).
 """
-from dataclasses import dataclass
-from typing import Callable
+import argparse
 
 import numpy as np
 
-from . import ac_objectives, layers, likelihood, losses, models, objectives, vi
+from . import ac_objectives, gradcheck, layers, likelihood, losses, models, objectives, vi
 from .config import Config
-
-TOL_SMOOTH = 1e-7     # smooth functions: typical errors are 1e-11 to 1e-8
-TOL_OBJECTIVE = 1e-6  # whole objectives, along random directions: typical errors 1e-11 to 1e-8
-
-
-@dataclass
-class Case:
-    component: str
-    loss_fn: Callable     # params -> (loss, grads)
-    params: dict          # name -> float64 array, inputs included
-    tol: float
-    directional: bool = False  # check along one random direction per parameter (large models)
-
-
-def projected(forward, backward, names, G):
-    """Loss L = sum(forward(*params) * G) for a layer whose backward returns grads in `names` order."""
-    def loss_fn(params):
-        out, cache = forward(*(params[n] for n in names))
-        grads = backward(G, cache)
-        grads = grads if isinstance(grads, tuple) else (grads,)
-        return float(np.sum(out * G)), dict(zip(names, grads))
-    return loss_fn
-
-
-def moderate(rng, shape, lo=0.1, hi=2.5):
-    """Random signs times U(lo, hi).
-
-    |x| >= lo keeps a finite difference from straddling a kink at 0 (ReLU); |x| <= hi keeps
-    derivatives such as tanh'(x) = 1 - tanh(x)^2 from being so small that the difference's
-    rounding noise (~1e-16 |L| / h) is large relative to them.
-    """
-    return rng.choice([-1.0, 1.0], size=shape) * rng.uniform(lo, hi, size=shape)
-
+from .gradcheck import TOL_OBJECTIVE, TOL_SMOOTH, Case, moderate, projected  # noqa: F401 (gradcheck_suite.moderate, ...)
 
 def layer_cases(rng, N=4, D=5, H=3):
     cases = []
@@ -142,3 +109,24 @@ def model_cases(rng):
 def cases(rng):
     """Every case, in the order the table prints them: the models', then variational inference's."""
     return model_cases(rng) + vi.gradcheck_cases(rng)
+
+
+def main(argv=None):
+    """`python -m avb_np.gradcheck`: check every case below; exit status 1 if any fails."""
+    parser = argparse.ArgumentParser(prog="python -m avb_np.gradcheck", description=(
+        "Check the gradient of every layer, loss and objective of avb_np against central "
+        "finite differences in float64 and print one row per parameter."))
+    parser.add_argument("--seed", type=int, default=0, help="seed for the random inputs (default 0)")
+    args = parser.parse_args(argv)
+    rows = []
+    rng = np.random.default_rng(args.seed)
+    for case in cases(rng):
+        if case.directional:
+            errors, label = gradcheck.check_directional(case.loss_fn, case.params, rng), " (directional)"
+        else:
+            errors, label = gradcheck.check(case.loss_fn, case.params), ""
+        rows.extend((case.component + label, name, err, case.tol) for name, err in errors.items())
+    print(gradcheck.format_table(rows))
+    failed = sum(err > tol for _, _, err, tol in rows)
+    print(f"\n{len(rows) - failed} passed, {failed} failed")
+    return 1 if failed else 0

@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import evaluation, losses, models, validate
+from . import losses, models, network, validate
 from .backend import array_module, to_device, to_host
+from .gradcheck import TOL_SMOOTH, Case, moderate
 from .network import Affine
 
 WIDEN = 1.5         # std of a fitted proposal = WIDEN x the encoder samples' std (see gaussian_from_samples)
@@ -177,7 +178,7 @@ class Estimate:
 
 def log_mean_exp(a, axis):
     """log mean exp(a) along `axis` = logsumexp(a) - log n (host arrays)."""
-    return evaluation.logsumexp(a, axis) - math.log(a.shape[axis])
+    return losses.logsumexp(a, axis) - math.log(a.shape[axis])
 
 
 def estimate(log_w, reverse=False, info=None):
@@ -260,9 +261,6 @@ def gradcheck_cases(rng, N=4, Dz=3, Dx=6):
     """Gradient checks (avb_np.gradcheck_suite.Case) of the z-gradients of log_joint and of the
     proposal's log density (a mixture with prior weight 0.3, so both parts and the
     responsibilities are exercised), through L = sum_n w_n value_n with per-row weights w."""
-    from . import network
-    from .gradcheck_suite import TOL_SMOOTH, Case, moderate   # imported here: the suite may import us
-
     nets = {"dec": network.mlp("dec", [Dz, 5, 5, Dx], "elu")}
     params = network.init_params(nets["dec"], rng, np, np.float64)
     for p in params.values():                                # off the initial values (zero biases)

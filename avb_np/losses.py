@@ -7,6 +7,8 @@ Gaussian KL overflows only for log_sigma above ~350 (sigma^2 > 1e308).
 """
 import math
 
+import numpy as np
+
 from .backend import array_module
 from .layers import sigmoid, softplus
 
@@ -58,3 +60,10 @@ def standard_normal_log_density(z):
     """log N(z; 0, I) = -0.5 ||z||^2 - (K/2) log(2 pi).   z: (N, K) -> logp: (N,), dz = -z."""
     K = z.shape[1]
     return -0.5 * (z * z).sum(axis=1) - 0.5 * K * math.log(2 * math.pi), -z
+
+
+def logsumexp(a, axis):
+    """log sum_i exp(a_i) along `axis`, shifted by the max m so nothing overflows:
+    m + log sum_i exp(a_i - m).   NumPy arrays (host)."""
+    m = a.max(axis=axis, keepdims=True)
+    return np.squeeze(m, axis) + np.log(np.exp(a - m).sum(axis=axis))

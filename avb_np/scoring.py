@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from . import ais, evaluation, likelihood, validate
+from . import ais, backend, evaluation, likelihood, quadrature, validate
 
 AIS_TEMPS, AIS_CHAINS = 200, 8   # twice ais.ais's defaults each: on held-out digits AVB's posteriors
 #                                  have modes its encoder misses, and more chains find them (README)
@@ -29,7 +29,7 @@ def score(run, data, rng, n_temps=AIS_TEMPS, n_chains=AIS_CHAINS, n_is=IS_SAMPLE
     randomness from the NumPy generator rng. log: called with progress lines (AIS is the long part).
     """
     data = validate.binary_data("data", data, run.cfg.x_dim).astype(np.float64)
-    params = evaluation.host_params(run.params)
+    params = backend.host_params(run.params)
     t0 = time.perf_counter()
     z = evaluation.sample_q(run, data, validate.positive_int("n_q", n_q), rng)   # (K, S, Dz)
     if run.method == "avb-ac":                     # the encoder's own moments start AIS and IS
@@ -45,6 +45,6 @@ def score(run, data, rng, n_temps=AIS_TEMPS, n_chains=AIS_CHAINS, n_is=IS_SAMPLE
            "elbo": float(-(rec + kl).mean()), "kl": float(kl.mean()),
            "reconstruction_error": float(rec.mean()), "seconds": round(run.seconds, 2)}
     if run.cfg.z_dim == 2:                                   # the exact answer, for comparison
-        out["log_likelihood"] = evaluation.log_likelihood(run.nets, params, data)
+        out["log_likelihood"] = quadrature.log_likelihood(run.nets, params, data)
     out["score_seconds"] = round(time.perf_counter() - t0, 2)
     return out

@@ -21,7 +21,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import evaluation
+from . import losses, quadrature
 from .backend import array_module
 
 
@@ -161,10 +161,10 @@ def binned_kl(target, z, n=400, bins=100):
     with 200 x 200), so differences below ~0.02 nats are not resolved.
     """
     log_mass, _, _ = grid_log_mass(target, n)
-    log_mass = log_mass - evaluation.logsumexp(log_mass.reshape(-1), axis=0)
+    log_mass = log_mass - losses.logsumexp(log_mass.reshape(-1), axis=0)
     lo, hi = np.array(target.box[0::2]), np.array(target.box[1::2])
     u = 2 * (np.asarray(z)[:, :2] - lo) / (hi - lo) - 1       # (S, 2) in [-1, 1]^2 inside the box
-    return float(evaluation.posterior_kl(log_mass[None], u[None], lim=1.0, bins=bins)[0])
+    return float(quadrature.posterior_kl(log_mass[None], u[None], lim=1.0, bins=bins)[0])
 
 
 def fraction_outside(target, z):

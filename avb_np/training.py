@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, fields, is_dataclass, replace
 
 import numpy as np
 
-from . import ac_objectives, evaluation, models, validate
+from . import ac_objectives, models, quadrature, validate
 from .backend import to_device
 from .config import FIXED
 from .data import sample_batch
@@ -294,7 +294,7 @@ def train(run, data, steps, log=print, valid=None, draws="host"):
             hist["dual"].append(dual)
             if track is not None and cfg.eval_every and run.step % cfg.eval_every == 0:
                 with guard.blaming(guard.mover, "the exact log-likelihood raised"):
-                    ll = evaluation.log_likelihood(run.nets, run.params, track, n=100)   # exact, coarse grid
+                    ll = quadrature.log_likelihood(run.nets, run.params, track, n=100)   # exact, coarse grid
                 hist["ll_step"].append(run.step)
                 hist["log_likelihood"].append(ll)
             if log and cfg.log_every and (run.step % cfg.log_every == 0 or run.step == last):

@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 
-from . import backend
+from . import backend, network
 from .config import Config
 from .layers import ACTIVATIONS
 from .optim import Adam
@@ -291,6 +291,27 @@ def _within(xp, values, bound):
     """True if every array is finite and at most `bound` in absolute value (NaN fails)."""
     worst = float(xp.stack([xp.abs(a).max() for a in values]).max())
     return math.isfinite(worst) and worst <= bound
+
+
+def model(nets, params, need=("dec",), names=("nets", "params")):
+    """Check the networks `need` of `nets` (layer lists, as models.build_nets makes them) and
+    that `params` holds each of their parameters with its shape, finite and within
+    PARAM_BOUND (other entries are ignored)."""
+    if not isinstance(nets, dict) or not all(
+            isinstance(nets.get(k), list) and nets[k] and all(isinstance(layer, (network.Affine, network.Act,
+                                                                               network.Residual)) for layer in nets[k])
+            for k in need):
+        raise TypeError(f"{names[0]} must be a dict of layer lists with the networks {list(need)} "
+                        f"(run.nets, from models.build_nets), got {type(nets).__name__}")
+    shapes = {k: s for key in need for k, s in network.param_shapes(nets[key]).items()}
+    if not isinstance(params, dict):
+        raise TypeError(f"{names[1]} must be a dict {{parameter name: array}}, got {type(params).__name__}")
+    own = {k: params[k] for k in shapes if k in params}
+    try:
+        xp = backend.array_module(*own.values())
+    except TypeError as err:
+        raise TypeError(f"{names[1]} must hold NumPy or CuPy arrays: {err}") from None
+    arrays(names[1], own, shapes, None, xp, writable=False)
 
 
 def adam(name, opt, shapes, dtype, xp):

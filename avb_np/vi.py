@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import network, targets, validate
-from .backend import to_device, to_host
-from .evaluation import host_params
+from . import eight_schools, network, targets, validate
+from .backend import host_params, to_device, to_host
+from .gradcheck import TOL_OBJECTIVE, Case, moderate
 from .network import Act, Affine, Residual
 from .optim import Adam
 from .vi_objectives import (LOG_2PI, adversary, avb_dual_loss, avb_primal_loss, batch_moments,
@@ -218,8 +218,6 @@ def gradcheck_cases(rng, N=6):
     baselines' negative ELBO, and every target's log density (L = sum_n w_n log p~(z_n)), in float64.
     All along random directions: log p~ is tens of nats, so the difference's rounding floor
     (~1e-16 |L| / h) would swamp a gradient entry that is near 0 by chance."""
-    from . import eight_schools
-    from .gradcheck_suite import TOL_OBJECTIVE, Case, moderate
     cases, cfg = [], VIConfig(eps_dim=3, gen_hidden=(5, 5), adv_width=6, adv_blocks=1, out_gain=1.0)
     D2 = targets.banana().log_density
     nets, params = build("avb", 2, cfg, rng, np, np.float64)

@@ -11,7 +11,7 @@ valid column; the test column is printed to show the gap, not to choose by.
 import argparse
 import numpy as np
 
-from avb_np import config, data, evaluation, training
+from avb_np import config, data, quadrature, training
 
 SETTINGS = {  # name -> the Config fields it changes
     "default": {},
@@ -40,7 +40,7 @@ def main(argv=None):
             run = training.new_run(cfg, method, np)
             while run.step < args.steps:
                 training.train(run, ds.train, min(args.every, args.steps - run.step))
-                ll = [evaluation.log_likelihood(run.nets, run.params, split, n=200)
+                ll = [quadrature.log_likelihood(run.nets, run.params, split, n=200)
                       for split in (ds.train, ds.valid, ds.test)]
                 print(f"{name:<20} {method:<6} {run.step:>6} " + " ".join(f"{v:>9.3f}" for v in ll)
                       + f" {run.seconds:>8.1f}", flush=True)

@@ -3,7 +3,7 @@ import math
 
 import numpy as np
 
-from avb_np import evaluation, models, training
+from avb_np import evaluation, models, quadrature, training
 from avb_np.config import Config
 from avb_np.data import toy_data
 from avb_np.losses import bernoulli_log_likelihood
@@ -34,9 +34,9 @@ def test_quadrant_decoder_reaches_the_optimum():
     and the exact posterior puts all its mass on that quadrant."""
     nets, params = quadrant_decoder()
     data = toy_data()
-    ll = evaluation.log_likelihood_per_point(nets, params, data)
+    ll = quadrature.log_likelihood_per_point(nets, params, data)
     np.testing.assert_allclose(ll, -math.log(4), atol=1e-3)
-    post = np.exp(evaluation.log_posterior(nets, params, data, n=400))     # (4, 400, 400) [k, z1, z2]
+    post = np.exp(quadrature.log_posterior(nets, params, data, n=400))     # (4, 400, 400) [k, z1, z2]
     pos = np.arange(400) >= 200                                             # cell centres > 0
     assert post[0][np.outer(pos, pos)].sum() > 1 - 1e-6                     # x1: z1 > 0, z2 > 0
     assert post[1][np.outer(~pos, pos)].sum() > 1 - 1e-6                    # x2: z1 < 0, z2 > 0
@@ -49,7 +49,7 @@ def test_quadrature_agrees_with_monte_carlo():
     nets = models.build_nets(cfg, "vae")
     params = models.init_params(nets, np.random.default_rng(0), np, np.float64)
     data = toy_data()
-    exact = evaluation.log_likelihood_per_point(nets, params, data)
+    exact = quadrature.log_likelihood_per_point(nets, params, data)
     z = np.random.default_rng(1).standard_normal((100_000, 2))
     logits, _ = models.decode(nets, params, z)
     for k, x in enumerate(data):
@@ -62,8 +62,8 @@ def test_finer_and_wider_grid_agree():
     """The 400 x 400 grid on [-6, 6]^2 and an 800 x 800 grid on [-8, 8]^2 agree to 1e-4 nats."""
     nets, params = quadrant_decoder(a=5.0)           # soft boundaries: a smooth integrand
     data = toy_data()
-    coarse = evaluation.log_likelihood(nets, params, data)
-    fine = evaluation.log_likelihood(nets, params, data, n=800, lim=8.0)
+    coarse = quadrature.log_likelihood(nets, params, data)
+    fine = quadrature.log_likelihood(nets, params, data, n=800, lim=8.0)
     assert abs(coarse - fine) < 1e-4
 
 
@@ -74,12 +74,12 @@ def test_posterior_kl_of_exact_samples_is_small_and_of_wrong_samples_large():
     landing in quadrant 4 of x4) give a KL above 10 nats."""
     nets, params = quadrant_decoder()
     data = toy_data()[1:2]                                               # x2
-    log_post = evaluation.log_posterior(nets, params, data)
+    log_post = quadrature.log_posterior(nets, params, data)
     a = np.abs(np.random.default_rng(0).standard_normal((1, 50_000, 2)))
     z = a * [-1, 1]                                                       # z1 < 0, z2 > 0
-    assert evaluation.posterior_kl(log_post, z, bins=50)[0] < 0.02
-    assert evaluation.posterior_kl(log_post, -z, bins=50)[0] > 10
-    assert evaluation.posterior_kl(log_post, z[..., ::-1], bins=50)[0] > 10
+    assert quadrature.posterior_kl(log_post, z, bins=50)[0] < 0.02
+    assert quadrature.posterior_kl(log_post, -z, bins=50)[0] > 10
+    assert quadrature.posterior_kl(log_post, z[..., ::-1], bins=50)[0] > 10
 
 
 def test_vae_posterior_kl_matches_the_exact_gap():

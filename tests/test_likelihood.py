@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pytest
 
-from avb_np import ais, data, evaluation, gradcheck, likelihood, losses, models, network, training
+from avb_np import ais, backend, data, evaluation, gradcheck, likelihood, losses, models, network, quadrature, training
 from avb_np.config import Config
 from avb_np.layers import sigmoid
 from common import tiny, trained
@@ -24,8 +24,8 @@ from common import tiny, trained
 def toy(request):
     """A toy run trained 200 iterations, its float64 parameters and the exact log p(x) of the 4 points."""
     run = trained(tiny(), request.param, 200)
-    params = evaluation.host_params(run.params)
-    return run, params, evaluation.log_likelihood_per_point(run.nets, params, data.toy_data())
+    params = backend.host_params(run.params)
+    return run, params, quadrature.log_likelihood_per_point(run.nets, params, data.toy_data())
 
 
 @pytest.fixture(scope="module")
@@ -37,9 +37,9 @@ def digits():
                  lr_primal=3e-3, log_every=0, eval_every=0)
     ds = data.load("digits")
     run = training.train(training.new_run(cfg, "vae", np), ds.train, 1000, log=None)
-    params = evaluation.host_params(run.params)
+    params = backend.host_params(run.params)
     x = ds.test[:20]
-    return run, params, x, evaluation.log_likelihood_per_point(run.nets, params, x, n=200, lim=5.0)
+    return run, params, x, quadrature.log_likelihood_per_point(run.nets, params, x, n=200, lim=5.0)
 
 
 # ----------------------------------------------------------------------------- gradients, formulas
@@ -108,7 +108,7 @@ def test_chunked_passes_give_the_same_numbers(monkeypatch):
     returns the same log weights (to 1e-12), and AIS, which then takes one data point per batch,
     equals AIS run point by point with the same generator: the bookkeeping of batches is exact."""
     run = trained(tiny(), "vae", 0)
-    params, x = evaluation.host_params(run.params), data.toy_data()
+    params, x = backend.host_params(run.params), data.toy_data()
     whole = likelihood.importance_sampling(run.nets, params, x, None, 7, np.random.default_rng(4))
     per_point = [ais.ais(run.nets, params, x[k:k + 1], None, rng, n_temps=5, n_chains=3)
                  for rng in [np.random.default_rng(5)] for k in range(4)]
@@ -208,7 +208,7 @@ def test_digits_quadrature_grid_is_fine_enough(digits):
     """The digits model's 200 x 200 grid over [-5, 5]^2 agrees with 400 x 400 over [-6, 6]^2
     (cells 0.03 wide) to 1e-4 nats per image (measured: 1e-5), far inside the tolerances below."""
     run, params, x, exact = digits
-    finer = evaluation.log_likelihood_per_point(run.nets, params, x, n=400, lim=6.0)
+    finer = quadrature.log_likelihood_per_point(run.nets, params, x, n=400, lim=6.0)
     np.testing.assert_allclose(exact, finer, atol=1e-4)
 
 

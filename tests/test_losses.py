@@ -101,3 +101,12 @@ def test_standard_normal_log_density():
     np.testing.assert_allclose(logp, by_hand, rtol=1e-13)
     assert logp[0] == pytest.approx(-math.log(2 * math.pi), rel=1e-15)
     np.testing.assert_array_equal(dz, -z)
+
+
+def test_logsumexp_matches_brute_force_and_does_not_overflow():
+    """logsumexp equals log(sum(exp(a))) where that is finite (to 1e-12 relative), and stays exact
+    for entries near 1e4 where exp overflows: logsumexp(a + c) = logsumexp(a) + c."""
+    a = np.random.default_rng(0).normal(size=(3, 7))
+    assert np.allclose(losses.logsumexp(a, axis=1), np.log(np.exp(a).sum(axis=1)), rtol=1e-12)
+    assert np.allclose(losses.logsumexp(a, axis=0), np.log(np.exp(a).sum(axis=0)), rtol=1e-12)
+    assert np.allclose(losses.logsumexp(a + 1e4, axis=1), losses.logsumexp(a, axis=1) + 1e4, rtol=1e-12)

@@ -8,7 +8,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from avb_np import backend, checkpoint, evaluation, training
+from avb_np import backend, checkpoint, quadrature, training
 from avb_np.data import toy_data
 from common import assert_same_state, interrupt_dual_loss, tiny, trained
 
@@ -93,7 +93,7 @@ def test_following_the_advice_trains_on(method, field, value, how, tmp_path):
     assert getattr(run.opt_dual if field == "lr_dual" else run.opt_primal, "lr") == getattr(run.cfg, field)
     losses = np.array(run.history["primal"] + (run.history["dual"] if method == "avb" else []))
     assert len(run.history["step"]) == 30 and np.all(np.abs(losses) <= training.loss_bound(cfg))
-    assert np.isfinite(evaluation.log_likelihood(run.nets, run.params, toy_data(), n=50))
+    assert np.isfinite(quadrature.log_likelihood(run.nets, run.params, toy_data(), n=50))
 
 
 def test_runaway_that_stays_finite_is_caught():

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from avb_np import eight_schools, targets
-from avb_np.evaluation import logsumexp
+from avb_np.losses import logsumexp
 
 
 def grid_answers(t, n=800):

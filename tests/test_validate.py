@@ -9,7 +9,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from avb_np import backend, checkpoint, evaluation, training, validate
+from avb_np import backend, checkpoint, evaluation, quadrature, training, validate
 from avb_np.data import toy_data
 from common import tiny, trained
 
@@ -48,7 +48,7 @@ def test_bad_data_is_refused_by_training_and_evaluation(case):
     run = training.new_run(tiny(), "avb", np)
     raises(error, lambda: training.train(run, data, 1), *words)
     raises(error, lambda: evaluation.evaluate(run, data, n_samples=10, n=20), *words)
-    raises(error, lambda: evaluation.log_likelihood(run.nets, run.params, data, n=20), *words)
+    raises(error, lambda: quadrature.log_likelihood(run.nets, run.params, data, n=20), *words)
     raises(error, lambda: evaluation.sample_q(run, data, 5, np.random.default_rng(0)), *words)
     assert run.step == 0
 
@@ -207,11 +207,11 @@ def test_bad_log_argument():
 
 def test_bad_evaluation_arguments():
     run = training.new_run(tiny(), "avb", np)
-    raises(ValueError, lambda: evaluation.log_likelihood(run.nets, run.params, toy_data(), n=0), "n ", "got 0")
-    raises(ValueError, lambda: evaluation.log_likelihood(run.nets, run.params, toy_data(), lim=-1.0), "lim", "-1")
+    raises(ValueError, lambda: quadrature.log_likelihood(run.nets, run.params, toy_data(), n=0), "n ", "got 0")
+    raises(ValueError, lambda: quadrature.log_likelihood(run.nets, run.params, toy_data(), lim=-1.0), "lim", "-1")
     raises(ValueError, lambda: evaluation.evaluate(run, toy_data(), n_samples=0), "n_samples", "got 0")
     wide = training.new_run(tiny(z_dim=3), "avb", np)
-    raises(ValueError, lambda: evaluation.log_likelihood(wide.nets, wide.params, toy_data()), "z_dim=2", "z_dim=3")
+    raises(ValueError, lambda: quadrature.log_likelihood(wide.nets, wide.params, toy_data()), "z_dim=2", "z_dim=3")
 
 
 def test_more_bad_evaluation_arguments():
@@ -227,27 +227,27 @@ def test_more_bad_evaluation_arguments():
     raises(ValueError, lambda: evaluation.evaluate(run, data, **{**quick, "n_mc": 11}), "n_mc must be at most n_samples=10",
            "got 11")
     raises(ValueError, lambda: evaluation.evaluate(run, data, lim=1e300, **quick), "lim", "<= 40", "1e+300")
-    raises(ValueError, lambda: evaluation.log_likelihood(run.nets, run.params, data, n=20, lim=1e-300), "lim", ">= 0.001")
+    raises(ValueError, lambda: quadrature.log_likelihood(run.nets, run.params, data, n=20, lim=1e-300), "lim", ">= 0.001")
     raises(TypeError, lambda: evaluation.sample_q(run, data, 5, None), "rng", "numpy.random.Generator")
     raises(TypeError, lambda: evaluation.sample_q(run, data, 5, 0), "rng", "numpy.random.Generator")
     raises(ValueError, lambda: evaluation.sample_q(run, data, 10**12, np.random.default_rng(0)),
            "n_samples: too large, got 1000000000000", "GiB")
-    raises(ValueError, lambda: evaluation.log_likelihood(run.nets, run.params, data, n=10**6), "n: too large, got 1000000", "GiB")
+    raises(ValueError, lambda: quadrature.log_likelihood(run.nets, run.params, data, n=10**6), "n: too large, got 1000000", "GiB")
     raises(TypeError, lambda: evaluation.evaluate(vars(run), data, **quick), "run must be a training.Run", "dict")
-    raises(TypeError, lambda: evaluation.log_likelihood(None, run.params, data, n=20), "nets", "NoneType")
-    raises(TypeError, lambda: evaluation.log_likelihood(run.nets, [1, 2], data, n=20), "params", "list")
+    raises(TypeError, lambda: quadrature.log_likelihood(None, run.params, data, n=20), "nets", "NoneType")
+    raises(TypeError, lambda: quadrature.log_likelihood(run.nets, [1, 2], data, n=20), "params", "list")
     missing = {k: v for k, v in run.params.items() if k != "dec.0.W"}
-    raises(ValueError, lambda: evaluation.log_likelihood(run.nets, missing, data, n=20), "params['dec.0.W'] is missing")
+    raises(ValueError, lambda: quadrature.log_likelihood(run.nets, missing, data, n=20), "params['dec.0.W'] is missing")
     misshapen = {**run.params, "dec.1.b": np.zeros(3, np.float32)}
-    raises(ValueError, lambda: evaluation.log_likelihood(run.nets, misshapen, data, n=20),
+    raises(ValueError, lambda: quadrature.log_likelihood(run.nets, misshapen, data, n=20),
            "params['dec.1.b'] has shape (3,), expected (4,)")
     run.params["dec.0.b"][1] = np.nan
-    raises(ValueError, lambda: evaluation.log_likelihood(run.nets, run.params, data, n=20), "params['dec.0.b']", "NaN")
+    raises(ValueError, lambda: quadrature.log_likelihood(run.nets, run.params, data, n=20), "params['dec.0.b']", "NaN")
     raises(ValueError, lambda: evaluation.evaluate(run, data, **quick), "run.params['dec.0.b']", "NaN")
     log_post = np.zeros((4, 20, 20))
-    raises(ValueError, lambda: evaluation.posterior_kl(log_post[0], np.zeros((4, 5, 2))), "log_post", "(K, n, n)")
-    raises(ValueError, lambda: evaluation.posterior_kl(log_post, np.zeros((3, 5, 2)), bins=10), "z must be", "(3, 5, 2)")
-    raises(ValueError, lambda: evaluation.posterior_kl(log_post, np.zeros((4, 5, 2)), bins=0), "bins", "got 0")
+    raises(ValueError, lambda: quadrature.posterior_kl(log_post[0], np.zeros((4, 5, 2))), "log_post", "(K, n, n)")
+    raises(ValueError, lambda: quadrature.posterior_kl(log_post, np.zeros((3, 5, 2)), bins=10), "z must be", "(3, 5, 2)")
+    raises(ValueError, lambda: quadrature.posterior_kl(log_post, np.zeros((4, 5, 2)), bins=0), "bins", "got 0")
 
 
 # ----------------------------------------------------------------------------- backends
