@@ -32,6 +32,7 @@ on Ctrl-C (which prints the command that resumes; the resumed run is bit for bit
 uninterrupted one on NumPy).
 """
 import argparse
+import importlib.util
 import json
 import math
 import os
@@ -40,8 +41,10 @@ import sys
 
 import numpy as np
 
-from avb_np import (backend, checkpoint, config, data, eight_schools, evaluation, outputs, plots, quadrature,
-                    scoring, targets, training, validate, vi, vi_plots)
+from avb_np import (backend, checkpoint, config, data, eight_schools, evaluation, outputs, quadrature,
+                    scoring, targets, training, validate, vi)
+# The figure modules (avb_np.plots, image_plots, vi_plots) need matplotlib: they are imported
+# where the figures are drawn, so that --help and the rest work without it.
 
 NAMES = {"avb": "AVB", "avb-ac": "AVB+AC", "vae": "VAE", "optimum": "OPTIMUM"}   # as tables and figures name them
 
@@ -203,6 +206,12 @@ def train_models(args, cfg, train_data, xp, files, valid=None):
     return runs
 
 
+def require_matplotlib():
+    """Every experiment draws figures: without matplotlib, stop in one line before training."""
+    if importlib.util.find_spec("matplotlib") is None:
+        sys.exit('demo.py: error: the figures need matplotlib; install it with: pip install -e ".[plot]"')
+
+
 def evaluating(args):
     """Ctrl-C or SIGTERM while scoring and drawing: exit code 130 and the command that redoes it."""
     path = os.path.join(args.out, "checkpoint.npz")
@@ -261,10 +270,12 @@ def report(runs, toy_data, cfg, out):
                  ("seconds", "train s")]))
     print(f"quadrature check: AVB log p(x) on an 800 x 800 grid over [-8, 8]^2 differs by "
           f"{results['quadrature_check']['difference']:.1e}")
+    from avb_np import plots                               # needs matplotlib (require_matplotlib)
     order = ["vae", "avb", "avb-ac"]                       # the paper's figure: VAE beside AVB
     plots.figure_samples({NAMES[m]: runs[m] for m in order if m in runs}, toy_data, os.path.join(out, "samples.png"))
     plots.figure_posterior(runs["avb"], toy_data, os.path.join(out, "posterior.png"))
-    plots.figure_curves({NAMES[m]: run for m, run in runs.items()}, os.path.join(out, "curves.png"))
+    plots.figure_curves({NAMES[m]: run for m, run in runs.items()}, os.path.join(out, "curves.png"),
+                        reference={"optimum -log 4": -math.log(4)})   # 4 equally likely images
     write_json(out, results)
     print(f"wrote results.json, samples.png, posterior.png, curves.png to {out}/")
     return results
@@ -291,7 +302,7 @@ def images(args, xp):
 
 def report_images(runs, dataset, cfg, args):
     """Score the runs on the test split, print the table, write results.json and the figures."""
-    from avb_np import image_plots                         # matplotlib is needed only here
+    from avb_np import image_plots, plots                  # need matplotlib (require_matplotlib)
     test = dataset.test[:args.n_test]
     settings = {k: v for k, v in (("n_temps", args.ais_temps), ("n_chains", args.ais_chains)) if v}
     results = {}
@@ -314,7 +325,7 @@ def report_images(runs, dataset, cfg, args):
     written = ["results.json", "images.png"]
     if cfg.z_dim == 2:
         image_plots.figure_latent(named, dataset, os.path.join(args.out, "latent.png"))
-        plots.figure_curves(named, os.path.join(args.out, "curves.png"))
+        plots.figure_curves(named, os.path.join(args.out, "curves.png"))   # no known optimum to draw
         written += ["latent.png", "curves.png"]
     print(f"wrote {', '.join(written)} to {args.out}/")
     return results
@@ -398,6 +409,7 @@ def vi_experiment(args, xp):
     results["config"] = vars(cfg) | {"seed": args.seed}
     with open(os.path.join(args.out, "vi_results.json"), "w") as f:
         json.dump(results, f, indent=2, default=list)
+    from avb_np import vi_plots                            # needs matplotlib (require_matplotlib)
     for file, kind in (("vi_2d.png", 2), ("vi_schools.png", 10)):
         tgts = [t for t in built.values() if t.dim == kind]
         done = {m: d for m, d in draws.items() if all(t.name in d for t in tgts)}
@@ -417,7 +429,8 @@ EXPERIMENTS = {"toy": toy, "digits": images, "mnist": images, "vi": vi_experimen
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     experiment = argv.pop(0) if argv and argv[0] in EXPERIMENTS else "toy"
-    args = parse_args(argv, experiment)
+    args = parse_args(argv, experiment)                   # --help ends here, matplotlib or not
+    require_matplotlib()
     try:
         xp = backend.use(args.backend) if getattr(args, "backend", None) else backend.current()
     except backend.BackendError as err:

@@ -12,6 +12,7 @@ from avb_np import checkpoint, objectives, training
 from avb_np.config import Config
 from avb_np.data import toy_data
 from common import assert_same_state, interrupt_dual_loss
+from test_figures import assert_all_shown, record_figures, reference_lines
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -20,12 +21,14 @@ import demo  # noqa: E402
 KEYS = {"log_likelihood", "elbo", "kl", "reconstruction_error", "posterior_kl", "seconds"}
 
 
-def test_demo_writes_results_and_figures(tmp_path, capsys):
+def test_demo_writes_results_and_figures(tmp_path, capsys, monkeypatch):
     """A 30-iteration run prints the table and writes results.json (the documented keys, finite
-    numbers, the optimum -log 4), the three figures and the checkpoint. It runs with NumPy set to
+    numbers, the optimum -log 4), the three figures (every sample and loss inside its panel, the
+    curves with the toy's -log 4 line) and the checkpoint. It runs with NumPy set to
     raise on overflow, division by zero and invalid values (NaN): training, evaluation and
     figures trigger none of them. Underflow to 0 (e.g. exp of a very negative log-density) is
     the correct result and stays ignored, as by default."""
+    figures = record_figures(monkeypatch)
     with np.errstate(over="raise", divide="raise", invalid="raise"):
         demo.main(["--steps", "30", "--save-every", "20", "--out", str(tmp_path)])
     out = capsys.readouterr().out
@@ -37,7 +40,12 @@ def test_demo_writes_results_and_figures(tmp_path, capsys):
         assert results[method]["log_likelihood"] < -np.log(4) + 1e-3   # no model beats the optimum
     np.testing.assert_allclose(results["optimum"]["log_likelihood"], -np.log(4))
     for name in ("samples.png", "posterior.png", "curves.png"):
-        assert (tmp_path / name).stat().st_size > 10_000, name
+        assert (tmp_path / name).stat().st_size > 10_000, name       # smoke check: written, not blank
+    assert set(figures) == {"figure_samples", "figure_posterior", "figure_curves"}
+    for fig in figures.values():
+        for ax in fig.axes:
+            assert_all_shown(ax)
+    assert reference_lines(figures["figure_curves"].axes[1]) == {"optimum -log 4": -np.log(4)}
     assert {m: r.step for m, r in checkpoint.load(tmp_path / "checkpoint.npz").items()} == {"avb": 30, "vae": 30}
 
 
@@ -124,13 +132,15 @@ def test_ci_runs_the_readme_test_command():
     assert "pytest" in command and command in (REPO / "README.md").read_text()
 
 
-def test_digits_demo(tmp_path, capsys):
+def test_digits_demo(tmp_path, capsys, monkeypatch):
     """`python demo.py digits --ac` for a few iterations, scoring 8 test images with a short AIS: the
     table lists the three models (AVB+AC's AIS and IS start from its encoder's moments), results.json holds finite numbers, AIS (a stochastic lower bound, loose
     with 10 temperatures on a barely trained model) is not above the exact value (quadrature) by
     more than 3 s.e. + 0.05, importance sampling (1,000 draws) is within 0.5 nats of it (the
-    estimators' accuracy is pinned in tests/test_likelihood.py), and the figures are written."""
+    estimators' accuracy is pinned in tests/test_likelihood.py), and the figures are written: every
+    code and loss inside its panel, no reference line (the toy's -log 4 is not the digits')."""
     out = tmp_path / "digits"
+    figures = record_figures(monkeypatch)
     demo.main(["digits", "--ac", "--steps", "20", "--n-test", "8", "--ais-temps", "10", "--ais-chains", "2",
                "--out", str(out)])
     text = capsys.readouterr().out
@@ -143,7 +153,11 @@ def test_digits_demo(tmp_path, capsys):
         assert abs(r["is"][0] - r["log_likelihood"]) < 0.5, r
     assert results["config"]["x_dim"] == 64 and results["config"]["z_dim"] == 2
     for name in ("images.png", "latent.png", "curves.png"):
-        assert (out / name).stat().st_size > 10_000, name
+        assert (out / name).stat().st_size > 10_000, name            # smoke check: written, not blank
+    for fig in (figures["figure_latent"], figures["figure_curves"]):
+        for ax in fig.axes:
+            assert_all_shown(ax)
+    assert reference_lines(figures["figure_curves"].axes[1]) == {}
 
 
 def test_mnist_demo_on_tiny_files(tmp_path, monkeypatch, capsys):
@@ -165,11 +179,12 @@ def test_mnist_demo_on_tiny_files(tmp_path, monkeypatch, capsys):
     assert "train-images-idx3-ubyte.gz" in str(info.value.code) and "--download" in str(info.value.code)
 
 
-def test_vi_demo(tmp_path, capsys):
+def test_vi_demo(tmp_path, capsys, monkeypatch):
     """`python demo.py vi` for 20 iterations on one 2-d and one Eight Schools target: every method
     is in the table and in vi_results.json, with finite numbers beside the exact answers, and
-    both figures are written; an unknown target is refused by name."""
+    both figures are written, every sample inside its panel; an unknown target is refused by name."""
     out = tmp_path / "vi"
+    figures = record_figures(monkeypatch)
     demo.main(["vi", "--steps", "20", "--targets", "banana,eight_schools_mirror", "--out", str(out)])
     assert "Eight Schools" in capsys.readouterr().out
     results = json.loads((out / "vi_results.json").read_text())
@@ -178,7 +193,10 @@ def test_vi_demo(tmp_path, capsys):
         assert all(np.isfinite(r["elbo"]) for r in results[target]["methods"].values())
     assert abs(results["eight_schools_mirror"]["exact"]["p_tau_negative"] - 0.5) < 1e-9
     for name in ("vi_2d.png", "vi_schools.png"):
-        assert (out / name).stat().st_size > 10_000, name
+        assert (out / name).stat().st_size > 10_000, name            # smoke check: written, not blank
+    for fig in (figures["figure_2d"], figures["figure_marginals"]):
+        for ax in fig.axes:
+            assert_all_shown(ax)
     with pytest.raises(SystemExit) as info:
         demo.main(["vi", "--targets", "donut", "--out", str(out)])
     assert "donut" in str(info.value.code)
