@@ -43,10 +43,12 @@ import numpy as np
 
 from avb_np import (backend, checkpoint, config, data, eight_schools, evaluation, outputs, quadrature,
                     scoring, targets, training, validate, vi)
+from avb_np.methods import METHODS
+
 # The figure modules (avb_np.plots, image_plots, vi_plots) need matplotlib: they are imported
 # where the figures are drawn, so that --help and the rest work without it.
 
-NAMES = {"avb": "AVB", "avb-ac": "AVB+AC", "vae": "VAE", "optimum": "OPTIMUM"}   # as tables and figures name them
+NAMES = {**{m: method.label for m, method in METHODS.items()}, "optimum": "OPTIMUM"}   # as tables and figures name them
 
 
 def methods(args):

@@ -33,9 +33,10 @@ import zlib
 
 import numpy as np
 
-from . import backend, models, network, training, validate
+from . import backend, network, training, validate
 from .backend import to_host
 from .config import FIXED, Config
+from .methods import METHODS, build_nets
 from .optim import Adam
 from .training import PLAYERS, Run
 
@@ -242,7 +243,7 @@ def _unpack(path, zf, entries, name, expected_cfg, xp):
     meta = _json(path, zf, entries, f"{name}/meta")
     where = f"checkpoint {path!r} (run {name!r})"
     try:
-        method = validate.choice("method", meta["method"], validate.METHODS)
+        method = validate.choice("method", meta["method"], validate.METHOD_NAMES)
         saved = dict(meta["config"])
         saved = Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in saved.items()})
         saved = validate.config(saved, method, "config")
@@ -256,13 +257,13 @@ def _unpack(path, zf, entries, name, expected_cfg, xp):
                 for k in MUST_MATCH if getattr(saved, k) != getattr(cfg, k)]
         if diff:
             raise CheckpointError(f"{where} was saved with a different configuration: " + "; ".join(diff))
-    nets = models.build_nets(cfg, method)
+    nets = build_nets(cfg, method)
     try:
         training.check_size(cfg, nets, "config")
     except ValueError as err:
         raise CheckpointError(f"{where}: {err}") from None
     shapes = {k: s for net in nets.values() for k, s in network.param_shapes(net).items()}
-    players = ["primal", "dual"] if method != "vae" else ["primal"]
+    players = ["primal", "dual"] if METHODS[method].dual else ["primal"]
     moments = [f"{name}/{p}/{m}/" for p in players for m in ("m", "v")]
     headers = {k: _header(path, zf, i) for k, i in entries.items() if k.startswith(f"{name}/") and k != f"{name}/meta"}
     problems = validate.layout(lambda k: f"{name}/param/{k}", _under(headers, f"{name}/param/"), shapes, cfg.dtype)

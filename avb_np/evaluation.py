@@ -6,8 +6,9 @@ on the host in float64, whatever backend the model was trained on.
 """
 import numpy as np
 
-from . import ac, ac_objectives, losses, models, network, quadrature, validate
+from . import ac, losses, models, network, quadrature, validate
 from .backend import host_params
+from .methods import METHODS, build_nets
 from .quadrature import CHUNK
 
 
@@ -16,9 +17,9 @@ def _checked_run(run):
     whose parameters fit its networks; returns its configuration."""
     if not all(hasattr(run, a) for a in ("cfg", "method", "nets", "params")):
         raise TypeError(f"run must be a training.Run (from new_run or checkpoint.load), got {type(run).__name__}")
-    method = validate.choice("run.method", run.method, validate.METHODS)
+    method = validate.choice("run.method", run.method, validate.METHOD_NAMES)
     cfg = validate.config(run.cfg, method, "run.cfg")
-    validate.model(run.nets, run.params, tuple(models.build_nets(cfg, method)), ("run.nets", "run.params"))
+    validate.model(run.nets, run.params, tuple(build_nets(cfg, method)), ("run.nets", "run.params"))
     return cfg
 
 
@@ -31,8 +32,8 @@ def sample_q(run, data, n_samples, rng):
     validate.memory("n_samples", n_samples, 8 * len(data) * n_samples * cfg.z_dim,
                     f"{n_samples} samples of z for each of the {len(data)} data rows")
     params = host_params(run.params)
-    noise_dim = models.noise_dim(cfg, run.method)
-    encode = {"avb": models.encode, "avb-ac": ac.encode, "vae": models.encode_gaussian}[run.method]
+    method = METHODS[run.method]
+    noise_dim, encode = method.noise_dim(cfg), method.encode
     z = np.empty((len(data), n_samples, cfg.z_dim))
     for k, x in enumerate(np.asarray(data, dtype=np.float64)):            # one data row at a time,
         for i in range(0, n_samples, CHUNK):                               # CHUNK samples at a time
@@ -46,7 +47,7 @@ def contrast(run, data, rng, n_draws=CHUNK):
     """The moments of an AVB+AC encoder's q(z|x) per data row, mu, sigma: (K, Dz) host float64
     (ac.moments), with E[v], Var[v] of the basis network from n_draws noise draws of rng."""
     cfg = _checked_run(run)
-    if run.method != "avb-ac":
+    if not METHODS[run.method].contrast:
         raise ValueError(f"contrast needs an AVB+AC run (method 'avb-ac'), got method {run.method!r}")
     data = validate.binary_data("data", data, cfg.x_dim).astype(np.float64)
     params = host_params(run.params)
@@ -66,7 +67,8 @@ def elbo_terms(run, data, z, moments=None):
     if not isinstance(z, np.ndarray) or z.ndim != 3 or z.shape[0] != len(data) or z.shape[2] != cfg.z_dim:
         raise ValueError(f"z must be a (K={len(data)}, S, Dz={cfg.z_dim}) array from sample_q, got "
                          f"{getattr(z, 'shape', z)!r}")
-    if (run.method == "avb-ac") != (moments is not None):
+    method = METHODS[run.method]
+    if method.contrast != (moments is not None):
         raise ValueError("moments (mu, sigma from evaluation.contrast) are needed for an AVB+AC run, "
                          f"and only for one; this run's method is {run.method!r}")
     params = host_params(run.params)
@@ -78,14 +80,10 @@ def elbo_terms(run, data, z, moments=None):
         zk = z[i:i + rows].reshape(-1, Dz)                                # (R * S, Dz)
         logits, _ = models.decode(run.nets, params, zk)
         rec[i:i + rows] = -losses.bernoulli_log_likelihood(x, logits)[0].reshape(-1, S).mean(axis=1)
-        if run.method == "avb":                                           # E_q[T(x, z)]
-            kl[i:i + rows] = models.adversary(run.nets, params, x, zk, cfg.prior_term)[0].reshape(-1, S).mean(axis=1)
-        elif run.method == "avb-ac":                                      # E_q[T(x, z~) + log r - log p]
-            mu, sigma = (np.repeat(m[i:i + rows], S, axis=0) for m in moments)
-            zt = ac_objectives.standardise(zk, mu, sigma)
-            T, _ = models.adversary(run.nets, params, x, zt, cfg.prior_term)
-            kl[i:i + rows] = ac_objectives.kl_estimate(T, zk, zt, sigma).reshape(-1, S).mean(axis=1)
-    if run.method == "vae":                                               # analytic KL
+        if method.kl is not None:                                         # the adversary's estimate
+            mk = None if moments is None else tuple(np.repeat(m[i:i + rows], S, axis=0) for m in moments)
+            kl[i:i + rows] = method.kl(run.nets, params, x, zk, mk, cfg.prior_term).reshape(-1, S).mean(axis=1)
+    if method.kl is None:                                                 # analytic KL
         _, mu, log_sigma, _ = models.encode_gaussian(run.nets, params, data, np.zeros((K, cfg.z_dim)))
         kl = losses.gaussian_kl(mu, log_sigma)[0]
     return rec, kl
@@ -111,7 +109,7 @@ def evaluate(run, data, n_samples=200_000, n_mc=20_000, n=400, lim=6.0, bins=200
         raise ValueError(f"n_mc must be at most n_samples={n_samples} (it uses the first n_mc of them), got {n_mc}")
     rng = np.random.default_rng(validate.non_negative_int("seed", seed))
     z = sample_q(run, data, n_samples, rng)                               # (K, S, 2)
-    moments = contrast(run, data, rng) if run.method == "avb-ac" else None
+    moments = contrast(run, data, rng) if METHODS[run.method].contrast else None
     rec, kl = elbo_terms(run, data, z[:, :validate.positive_int("n_mc", n_mc)], moments)
     rec, kl = rec.mean(), kl.mean()
     params = host_params(run.params)

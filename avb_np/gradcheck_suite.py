@@ -8,7 +8,7 @@ import argparse
 
 import numpy as np
 
-from . import ac_objectives, gradcheck, layers, likelihood, losses, models, objectives, vi
+from . import ac_objectives, gradcheck, layers, likelihood, losses, methods, models, objectives, vi
 from .config import Config
 from .gradcheck import TOL_OBJECTIVE, TOL_SMOOTH, Case, moderate, projected  # noqa: F401 (gradcheck_suite.moderate, ...)
 
@@ -75,7 +75,7 @@ def objective_cases(rng, N=6):
     cfg = Config(eps_dim=3, enc_hidden=(5, 5), dec_hidden=(5,), adv_width=6, adv_blocks=1, out_gain=1.0)
     x = np.eye(4)[rng.integers(0, 4, N)]
     eps, z_p = rng.standard_normal((N, cfg.eps_dim)), rng.standard_normal((N, cfg.z_dim))
-    avb = models.build_nets(cfg, "avb")
+    avb = methods.build_nets(cfg, "avb")
     params = models.init_params(avb, rng, np, np.float64)
     for p in params.values():  # move off the initial values (zero biases, zero W2) to test everything
         p += 0.3 * rng.standard_normal(p.shape)
@@ -88,7 +88,7 @@ def objective_cases(rng, N=6):
     def dual_fn(p):
         return objectives.dual_loss(avb, {**primal, **p}, x, eps, z_p, cfg.prior_term)
 
-    vae = models.build_nets(cfg, "vae")
+    vae = methods.build_nets(cfg, "vae")
     vae_params = models.init_params(vae, rng, np, np.float64)
     for p in vae_params.values():
         p += 0.3 * rng.standard_normal(p.shape)

@@ -96,48 +96,56 @@ class Guard:
 
     It keeps the state at the start of the last two iterations and gathers the checks of every
     step as device vectors |value| / bound (NaN stays NaN), read with one host sync per
-    iteration (`verify`). A failed check blames the step that made the state it measured.
+    iteration (`read`). A failed check blames the step that made the state it measured.
     """
 
-    def __init__(self, run, draws, primal):
+    def __init__(self, run, draws, primal_loss):
         self.run, self.draws, self.xp = run, draws, run.xp
-        self.primal = primal           # the loss each iteration evaluates first: training.avb_primal, ac_primal or vae_primal
+        self.primal_loss = primal_loss  # (run, draws) -> (loss, grads): what each iteration evaluates first
         self.loss_bound = loss_bound(run.cfg)
         self.grad_bound = math.sqrt(float(np.finfo(run.cfg.dtype).max))   # Adam squares the gradient
         self.mover = (None, run.step)  # (player, iteration) of the step that made the parameters; None: before this call
+        self.next = "primal"           # the loss the loop evaluates next (a FloatingPointError there blames mover)
+        self.updating = None           # (player, iteration) of an update under way, between check_loss and check_step
+        self.dual_steps = 0            # adversary steps taken in this iteration
         self.saved = {}                # iteration -> (state at its start, mover then), the last two
         self.pending = []              # checks not yet read: (|a| / bound, arrays, bound, blame, what, mixed)
 
-    def step(self, player, optimiser, loss_and_grads):
-        """`player`'s step: its loss and gradients at the current parameters, then its update."""
-        run = self.run
-        loss, grads = self.evaluate(player, loss_and_grads)
-        here = (player, run.step + 1)
-        with self.blaming(here, "its update raised"):
-            optimiser.step(run.params, grads, lr_scale(run.cfg, run.step))
-        self._expect({k: run.params[k] for k in grads}, validate.PARAM_BOUND, here,
-                     "its parameter {name} became {value:.3g}")
-        self.mover = here
-        return loss
-
-    def evaluate(self, player, loss_and_grads, draws=None):
-        """`player`'s loss and gradients on a fresh draw, checked as the work of the previous step."""
+    def check_loss(self, player, loss, grads):
+        """Check `player`'s loss and gradients, computed at the parameters the previous step made
+        (so they check that step). Called between evaluating a loss and taking its step."""
         mixed = player == "primal" and self.mover[0] == "dual"   # both players moved since the last primal loss
-        with self.blaming(self.mover, f"evaluating the {player} loss raised", mixed):
-            loss, grads = loss_and_grads(self.run, draws or self.draws)
         self._expect({"loss": self.xp.reshape(loss, (1,))}, self.loss_bound, self.mover,
                      f"the {player} loss became {{value:.3g}}", mixed)
         self._expect(grads, self.grad_bound, self.mover,
                      f"the gradient of the {player} loss became {{value:.3g}} in {{name}}", mixed)
-        return loss, grads
+        self.updating = (player, self.run.step + 1)
+
+    def check_step(self, player, params, grads):
+        """Check the parameters that `player`'s step just made (those named in grads)."""
+        here = (player, self.run.step + 1)
+        self._expect({k: params[k] for k in grads}, validate.PARAM_BOUND, here,
+                     "its parameter {name} became {value:.3g}")
+        self.mover, self.updating = here, None
+        self.dual_steps += player == "dual"
+        more_dual = self.run.opt_dual is not None and self.dual_steps < self.run.cfg.dual_steps
+        self.next = "dual" if more_dual else "primal"
+
+    def _evaluate(self, draws=None):
+        """The primal loss on a fresh draw, checked as the work of the previous step (for `probe`)."""
+        mixed = self.mover[0] == "dual"
+        with self.blaming(self.mover, "evaluating the primal loss raised", mixed):
+            loss, grads = self.primal_loss(self.run, draws or self.draws)
+        self.check_loss("primal", loss, grads)
+        self.updating = None
 
     def _expect(self, arrays, bound, blame, what, mixed=False):
-        """Gather the check |a| <= bound for the arrays {name: array}, read by `verify`."""
+        """Gather the check |a| <= bound for the arrays {name: array}, read by `read`."""
         self.pending.append((_largest(self.xp, arrays.values()) / bound, arrays, bound, blame, what, mixed))
         if len(self.pending) >= PENDING:                   # many adversary steps: read them now
-            self.verify()
+            self.read()
 
-    def verify(self, *values):
+    def read(self, *values):
         """Read the gathered checks and the scalars `values` (the losses) in one transfer to the
         host; raise _Diverged for the first check that failed, else return `values` as floats."""
         checks, self.pending, xp = self.pending, [], self.xp
@@ -162,7 +170,7 @@ class Guard:
         try:
             yield
         except FloatingPointError as err:
-            self.verify()                                  # an earlier check may have failed first
+            self.read()                                  # an earlier check may have failed first
             raise _Diverged(blame, f"{doing} FloatingPointError ({err})", mixed) from None
 
     def probe(self):
@@ -171,14 +179,15 @@ class Guard:
         exactly as without the probe."""
         state = self.run.rng.bit_generator.state
         try:
-            self.evaluate("primal", self.primal, self.draws.restart())
+            self._evaluate(self.draws.restart())
         finally:
             self.run.rng.bit_generator.state = state
-        self.verify()
+        self.read()
 
-    def begin(self):
+    def snapshot(self):
         """Keep the state at the start of the next iteration (and the one before it)."""
         run = self.run
+        self.next, self.updating, self.dual_steps = "primal", None, 0
         self.saved = {k: v for k, v in self.saved.items() if k == run.step}
         self.saved[run.step + 1] = (_snapshot(run), self.mover)
 
@@ -190,6 +199,8 @@ class Guard:
             yield
         except _Diverged as err:
             self._give_up(err)
+        except FloatingPointError as err:                  # under np.errstate(...="raise"), from the loop
+            self._give_up(self._floating_point(err))
         except KeyboardInterrupt:                          # Ctrl-C may land between two players' steps
             run = self.run
             during = run.step + 1 in self.saved            # inside an iteration, not after it
@@ -201,6 +212,18 @@ class Guard:
                 self._give_up(err)
             where = f"during iteration {run.step + 1}; the run was restored to" if during else "after"
             raise Interrupted(f"training interrupted {where} the end of iteration {run.step}") from None
+
+    def _floating_point(self, err):
+        """A FloatingPointError raised by the loop, as a failed check of the step to blame: the
+        update under way, or (while a loss was being evaluated) the step before it."""
+        try:
+            self.read()                                    # an earlier check may have failed first
+        except _Diverged as earlier:
+            return earlier
+        if self.updating:
+            return _Diverged(self.updating, f"its update raised FloatingPointError ({err})")
+        mixed = self.next == "primal" and self.mover[0] == "dual"
+        return _Diverged(self.mover, f"evaluating the {self.next} loss raised FloatingPointError ({err})", mixed)
 
     def _restore(self, iteration):
         state, self.mover = self.saved[iteration]
@@ -250,8 +273,8 @@ class Guard:
                 run.params[k][...] = v
         run.rng.bit_generator.state = new["rng"]           # the draw of the failed evaluation
         try:
-            self.evaluate("primal", self.primal)
-            self.verify()
+            self._evaluate()
+            self.read()
             return True
         except _Diverged:
             return False

@@ -5,34 +5,32 @@ the prefixes "enc.", "dec." and "adv.". Every function here is deterministic giv
 the noise eps is an argument, never drawn inside. Shapes: N batch, Dx pixels, Dz latent,
 De noise.
 """
-from . import ac, network, validate
+from . import network
 from .backend import array_module
 from .network import Act, Affine, Residual
 
 
-def build_nets(cfg, method="avb"):
-    """The layer lists {"enc"[, "enc_z0", "enc_a", "enc_v"], "dec"[, "adv"]} for method "avb",
-    "avb-ac" (the noise-basis encoder of avb_np.ac) or "vae" (cfg is validated first)."""
-    validate.config(cfg, method)
-    if method == "avb":   # neural sampler: concat(x, eps) -> z
-        nets = {"enc": network.mlp("enc", [cfg.x_dim + cfg.eps_dim, *cfg.enc_hidden, cfg.z_dim],
-                                   cfg.act, cfg.out_gain)}
-    elif method == "avb-ac":
-        nets = ac.build(cfg)
-    else:                 # Gaussian encoder: x -> (mu, log_sigma)
-        nets = {"enc": network.mlp("enc", [cfg.x_dim, *cfg.enc_hidden, 2 * cfg.z_dim], cfg.act, cfg.out_gain)}
-    nets["dec"] = network.mlp("dec", [cfg.z_dim, *cfg.dec_hidden, cfg.x_dim], cfg.act, cfg.out_gain)
-    if method != "vae":   # adversary: concat(x, z) -> width, ELU -> blocks (each then ELU) -> 1
-        adv = [Affine("adv.in", cfg.x_dim + cfg.z_dim, cfg.adv_width), Act("elu")]
-        for i in range(cfg.adv_blocks):
-            adv += [Residual(f"adv.res{i}", cfg.adv_width), Act("elu")]
-        nets["adv"] = adv + [Affine("adv.out", cfg.adv_width, 1, cfg.out_gain)]
-    return nets
+def sampler_encoder(cfg):
+    """AVB's neural sampler g_phi: concat(x, eps) -> hidden (cfg.act) -> z.   {"enc": layers}"""
+    return {"enc": network.mlp("enc", [cfg.x_dim + cfg.eps_dim, *cfg.enc_hidden, cfg.z_dim], cfg.act, cfg.out_gain)}
 
 
-def noise_dim(cfg, method):
-    """Columns of the encoder noise eps per row: De for AVB, m De for AVB+AC, Dz for the VAE."""
-    return {"avb": cfg.eps_dim, "avb-ac": ac.noise_width(cfg), "vae": cfg.z_dim}[method]
+def gaussian_encoder(cfg):
+    """The VAE's encoder: x -> hidden (cfg.act) -> (mu, log sigma).   {"enc": layers}"""
+    return {"enc": network.mlp("enc", [cfg.x_dim, *cfg.enc_hidden, 2 * cfg.z_dim], cfg.act, cfg.out_gain)}
+
+
+def decoder(cfg):
+    """The decoder p_theta(x|z): z -> hidden (cfg.act) -> Bernoulli logits of the Dx pixels."""
+    return network.mlp("dec", [cfg.z_dim, *cfg.dec_hidden, cfg.x_dim], cfg.act, cfg.out_gain)
+
+
+def adversary_net(cfg):
+    """The adversary's network NN_psi: concat(x, z) -> width, ELU -> residual blocks (each then ELU) -> 1."""
+    adv = [Affine("adv.in", cfg.x_dim + cfg.z_dim, cfg.adv_width), Act("elu")]
+    for i in range(cfg.adv_blocks):
+        adv += [Residual(f"adv.res{i}", cfg.adv_width), Act("elu")]
+    return adv + [Affine("adv.out", cfg.adv_width, 1, cfg.out_gain)]
 
 
 def init_params(nets, rng, xp, dtype):

@@ -14,6 +14,7 @@ import numpy as np  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
 
 from . import evaluation, quadrature  # noqa: E402
+from .methods import METHODS  # noqa: E402
 
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e"]          # one per data point
 LIGHT = ListedColormap(["#c6dbef", "#fcbba1", "#c7e9c0", "#fdd0a2"])  # the same, for regions
@@ -91,9 +92,10 @@ def figure_curves(runs, path, reference=None):
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     for name, run in runs.items():
         h = run.history
-        label = "primal loss" if run.method != "vae" else "negative ELBO"
+        adversary = METHODS[run.method].dual is not None
+        label = "primal loss" if adversary else "negative ELBO"
         ax1.plot(h["step"], h["primal"], lw=0.6, label=f"{name} {label}")
-        if run.method != "vae":                             # the VAE has no adversary (its dual is NaN)
+        if adversary:                                       # (the VAE's dual is NaN)
             ax1.plot(h["step"], h["dual"], lw=0.6, label=f"{name} adversary loss")
         ax2.plot(h["ll_step"], h["log_likelihood"], marker=".", label=name)
     for label, value in (reference or {}).items():          # axhline widens the y-limits to hold it

@@ -15,6 +15,7 @@ import time
 import numpy as np
 
 from . import ais, backend, evaluation, likelihood, quadrature, validate
+from .methods import METHODS
 
 AIS_TEMPS, AIS_CHAINS = 200, 8   # twice ais.ais's defaults each: on held-out digits AVB's posteriors
 #                                  have modes its encoder misses, and more chains find them (README)
@@ -32,7 +33,7 @@ def score(run, data, rng, n_temps=AIS_TEMPS, n_chains=AIS_CHAINS, n_is=IS_SAMPLE
     params = backend.host_params(run.params)
     t0 = time.perf_counter()
     z = evaluation.sample_q(run, data, validate.positive_int("n_q", n_q), rng)   # (K, S, Dz)
-    if run.method == "avb-ac":                     # the encoder's own moments start AIS and IS
+    if METHODS[run.method].contrast:               # the encoder's own moments start AIS and IS
         moments = evaluation.contrast(run, data, rng)                            # mu, sigma: (K, Dz)
         proposal = likelihood.gaussian_from_moments(*moments)                    # r(z|x_k), widened
     else:

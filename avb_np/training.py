@@ -1,14 +1,14 @@
-"""Training loops: AVB (Algorithm 1 of the paper) and the VAE baseline, with a divergence guard.
+"""Training: Algorithm 1 of the paper (AVB, with or without adaptive contrast) and the VAE
+baseline, in one loop (`iteration`, `train`).
 
 A `Run` holds everything a run needs to continue (configuration, parameters, both optimisers,
 the random generator, the iteration count and the history), so training can be resumed
-(avb_np.checkpoint saves and loads it). All randomness (minibatches, eps, z_p) is drawn on the
-host from one NumPy generator and then moved to the backend (HostDraws), so a seed gives the
-same numbers on NumPy and (up to rounding) on CuPy; `train(..., draws="device")` draws them
-with the backend's own generator instead (DeviceDraws).
+(avb_np.checkpoint saves and loads it). All randomness (minibatches, eps, z_p) comes from
+`draws` (avb_np.draws): by default from the run's NumPy generator, so a seed gives the same
+numbers on NumPy and (up to rounding) on CuPy.
 
-Every step goes through the divergence guard (avb_np.guard): a run that diverges is put back
-to its last sane state and DivergenceError says which player and learning rate to blame.
+The divergence guard (avb_np.guard) watches every loss and every step: a run that diverges is
+put back to its last sane state and DivergenceError says which player and learning rate to blame.
 """
 import math
 import time
@@ -16,15 +16,14 @@ from dataclasses import dataclass, field, fields, is_dataclass, replace
 
 import numpy as np
 
-from . import ac_objectives, models, quadrature, validate
-from .backend import to_device
+from . import models, quadrature, validate
 from .config import FIXED
-from .data import sample_batch
-from .network import Affine, Residual, param_shapes
+from .draws import DRAWS
 from .guard import PLAYERS, Guard
 from .guard import PLAYER_NAMES, DivergenceError, Interrupted, loss_bound  # noqa: F401 (training.DivergenceError, ...)
-from .objectives import dual_loss, primal_loss, vae_loss
-from .optim import Adam, lr_scale  # noqa: F401 (training.lr_scale)
+from .methods import METHODS, build_nets
+from .network import Affine, Residual, param_shapes
+from .optim import Adam, lr_scale
 
 SIZE_FIELDS = ("x_dim", "z_dim", "eps_dim", "enc_hidden", "dec_hidden", "n_bases", "basis_hidden",
                "adv_width", "adv_blocks")
@@ -55,12 +54,12 @@ def new_run(cfg, method, xp):
     """A fresh run: parameters initialised from cfg.seed, optimisers with zero state. The run
     keeps a checked copy of cfg (plain ints, floats, strs, tuples)."""
     cfg = validate.config(cfg, method)
-    nets = models.build_nets(cfg, method)
+    nets = build_nets(cfg, method)
     check_size(cfg, nets)
     validate.array_library("xp", xp)
     rng = np.random.default_rng(cfg.seed)
     params = models.init_params(nets, rng, xp, cfg.dtype)
-    opt_dual = Adam(cfg.lr_dual) if method != "vae" else None
+    opt_dual = Adam(cfg.lr_dual) if METHODS[method].dual else None        # the adversary's
     return Run(cfg, method, nets, params, Adam(cfg.lr_primal), opt_dual, rng, xp)
 
 
@@ -94,7 +93,7 @@ def check_run(run, name="run"):
     """
     if not isinstance(run, Run):
         raise TypeError(f"{name} must be a training.Run (from new_run or checkpoint.load), got {type(run).__name__}")
-    method = validate.choice(f"{name}.method", run.method, validate.METHODS)
+    method = validate.choice(f"{name}.method", run.method, validate.METHOD_NAMES)
     cfg = validate.config(run.cfg, method, f"{name}.cfg")
     changed = [f"{k} from {run.applied.get(k)!r} to {getattr(cfg, k)!r}" for k in FIXED
                if getattr(cfg, k) != run.applied.get(k)]
@@ -102,7 +101,7 @@ def check_run(run, name="run"):
         raise ValueError(f"{name}.cfg changed {', '.join(changed)} after the run was created; these fields "
                          "define its networks, the numbers they hold and its seed. Start a new run "
                          "(training.new_run) for another model")
-    nets = models.build_nets(cfg, method)
+    nets = build_nets(cfg, method)
     check_size(cfg, nets, f"{name}.cfg")
     if not isinstance(run.nets, dict) or _without_gains(run.nets) != _without_gains(nets):
         raise ValueError(f"{name}.nets are not the networks of {name}.cfg; keep the layer lists that "
@@ -112,9 +111,10 @@ def check_run(run, name="run"):
     validate.arrays(f"{name}.params", run.params, shapes, cfg.dtype, xp)
     step = validate.non_negative_int(f"{name}.step", run.step)
     seconds = validate.finite_float(f"{name}.seconds", run.seconds, minimum=0.0)
-    if method == "vae" and run.opt_dual is not None:
-        raise ValueError(f"{name}.opt_dual must be None for the VAE, which has no adversary")
-    for player in ("primal", "dual") if method != "vae" else ("primal",):
+    adversary = METHODS[method].dual is not None
+    if not adversary and run.opt_dual is not None:
+        raise ValueError(f"{name}.opt_dual must be None for the {METHODS[method].label}, which has no adversary")
+    for player in ("primal", "dual") if adversary else ("primal",):
         opt, lr = getattr(run, f"opt_{player}"), f"lr_{player}"
         own = {k: s for k, s in shapes.items() if k.startswith(PLAYERS[player])}
         validate.adam(f"{name}.opt_{player}", opt, own, cfg.dtype, xp)
@@ -142,111 +142,46 @@ def _without_gains(nets):
             for key, layers in nets.items()}
 
 
-class HostDraws:
-    """Minibatches and noise from the run's NumPy generator, moved to the backend: the default,
-    which gives the same numbers on NumPy and CuPy and makes resuming exact."""
-
-    def __init__(self, run, data):
-        self.run, self.data = run, data              # data: the host array
-
-    def batch(self):
-        """A fresh minibatch x: (N, Dx), binary rows (binarised afresh if cfg.dynamic)."""
-        cfg = self.run.cfg
-        x = sample_batch(self.run.rng, self.data, cfg.batch_size, dynamic=cfg.dynamic)
-        return to_device(x.astype(cfg.dtype), self.run.xp)
-
-    def normal(self, width):
-        """Standard normal noise: (N, width)."""
-        cfg = self.run.cfg
-        return to_device(self.run.rng.standard_normal((cfg.batch_size, width)).astype(cfg.dtype), self.run.xp)
-
-    def restart(self):
-        """The draws a new call of `train` would make (here: the same, from the run's generator)."""
-        return self
+def primal_loss(run, draws):
+    """The primal loss on a fresh draw x ~ data, eps ~ N(0, I), and its gradients for theta and phi
+    (psi held fixed): AVB's mean[T(x, z_q) - log p(x|z_q)] with z_q = g_phi(x, eps), AVB+AC's
+    (avb_np.ac_objectives), or the VAE's negative ELBO."""
+    method = METHODS[run.method]
+    x, eps = draws.batch(), draws.normal(method.noise_dim(run.cfg))        # (N, Dx), (N, De)
+    return method.primal(run.nets, run.params, x, eps, run.cfg.prior_term)
 
 
-class DeviceDraws(HostDraws):
-    """Minibatches and noise drawn by the backend's own generator, so on a GPU no step copies
-    from the host. The generator is seeded from the run's when `train` starts: a seed still
-    gives the same run, but other numbers than host draws, and a resumed run equals an
-    uninterrupted one only when both were trained in the same calls of `train`."""
-
-    def __init__(self, run, data, on_device=None):
-        super().__init__(run, to_device(data.astype(run.cfg.dtype), run.xp) if on_device is None else on_device)
-        self.gen = run.xp.random.RandomState(int(run.rng.integers(2**32)))
-
-    def batch(self):
-        cfg = self.run.cfg
-        x = self.data[self.gen.randint(0, len(self.data), size=cfg.batch_size)]
-        if cfg.dynamic:                              # P(x_i = 1) = intensity_i
-            x = (self.gen.random_sample(x.shape) < x).astype(cfg.dtype)
-        return x
-
-    def normal(self, width):
-        return self.gen.standard_normal((self.run.cfg.batch_size, width)).astype(self.run.cfg.dtype)
-
-    def restart(self):
-        return DeviceDraws(self.run, None, self.data)
+def dual_loss(run, draws):
+    """The adversary's loss on a fresh draw x, eps and z_p ~ N(0, I), and its gradients for psi
+    (theta, phi held fixed): mean[softplus(-T(x, z_q)) + softplus(T(x, z_p))] (AVB+AC: standardised
+    z~ against u = z_p)."""
+    method = METHODS[run.method]
+    x, eps = draws.batch(), draws.normal(method.noise_dim(run.cfg))
+    z_p = draws.normal(run.cfg.z_dim)                                      # z_p ~ p(z) = N(0, I)
+    return method.dual(run.nets, run.params, x, eps, z_p, run.cfg.prior_term)
 
 
-DRAWS = {"host": HostDraws, "device": DeviceDraws}
+def iteration(run, draws, guard):
+    """One iteration of Algorithm 1 (Mescheder et al. 2017):
 
+        theta, phi <- Adam step on the primal loss                 (one step)
+        psi        <- Adam step on the adversary's loss             (cfg.dual_steps steps)
 
-def avb_primal(run, draws):
-    """The primal loss on a fresh minibatch, mean[T(x, z_q) - log p(x|z_q)], z_q = g_phi(x, eps),
-    and its gradients for theta and phi (psi held fixed)."""
-    x, eps = draws.batch(), draws.normal(run.cfg.eps_dim)
-    return primal_loss(run.nets, run.params, x, eps, run.cfg.prior_term)
-
-
-def avb_dual(run, draws):
-    """The adversary's loss on a fresh minibatch, mean[softplus(-T(x, z_q)) + softplus(T(x, z_p))],
-    and its gradients for psi (phi held fixed)."""
-    x, eps = draws.batch(), draws.normal(run.cfg.eps_dim)
-    z_p = draws.normal(run.cfg.z_dim)                                 # z_p ~ p(z) = N(0, I)
-    return dual_loss(run.nets, run.params, x, eps, z_p, run.cfg.prior_term)
-
-
-def ac_primal(run, draws):
-    """AVB+AC's primal loss on a fresh minibatch (ac_objectives.primal_loss: T(x, z~) + log r(z|x)
-    - log p(z) - log p(x|z), mu and sigma the batch moments) and its gradients for theta and phi."""
-    x, eps = draws.batch(), draws.normal(models.noise_dim(run.cfg, "avb-ac"))
-    return ac_objectives.primal_loss(run.nets, run.params, x, eps, run.cfg.prior_term)
-
-
-def ac_dual(run, draws):
-    """AVB+AC's adversary loss on a fresh minibatch: standardised encoder samples z~ against
-    u ~ N(0, I) (ac_objectives.dual_loss), and its gradients for psi."""
-    x, eps = draws.batch(), draws.normal(models.noise_dim(run.cfg, "avb-ac"))
-    u = draws.normal(run.cfg.z_dim)
-    return ac_objectives.dual_loss(run.nets, run.params, x, eps, u, run.cfg.prior_term)
-
-
-def vae_primal(run, draws):
-    """The VAE's loss on a fresh minibatch, mean[KL(q(z|x) || p(z)) - log p(x|z)] with
-    z = mu + sigma * eps, and its gradients for theta and phi."""
-    x, eps = draws.batch(), draws.normal(run.cfg.z_dim)
-    return vae_loss(run.nets, run.params, x, eps)
-
-
-STEPS = {"avb": (avb_primal, avb_dual), "avb-ac": (ac_primal, ac_dual), "vae": (vae_primal, None)}
-
-
-def avb_iteration(run, guard):
-    """One iteration of Algorithm 1 (AVB, with or without adaptive contrast): a primal step,
-    then cfg.dual_steps adversary steps. Each step evaluates its loss and gradients on a fresh
-    draw, then takes its player's Adam step; guard.step does both and gathers the checks of
-    the divergence guard."""
-    primal_step, dual_step = STEPS[run.method]
-    primal = guard.step("primal", run.opt_primal, primal_step)
-    for _ in range(run.cfg.dual_steps):
-        dual = guard.step("dual", run.opt_dual, dual_step)
+    each on a fresh minibatch and fresh noise. The VAE takes the primal step only. The guard
+    only watches: it checks each loss and each update (avb_np.guard). Returns both losses.
+    """
+    scale = lr_scale(run.cfg, run.step)                # the learning-rate schedule's factor
+    primal, grads = primal_loss(run, draws)
+    guard.check_loss("primal", primal, grads)
+    run.opt_primal.step(run.params, grads, scale)      # theta, phi
+    guard.check_step("primal", run.params, grads)
+    dual = float("nan")                                # the VAE has no adversary
+    for _ in range(run.cfg.dual_steps if run.opt_dual else 0):
+        dual, grads = dual_loss(run, draws)
+        guard.check_loss("dual", dual, grads)
+        run.opt_dual.step(run.params, grads, scale)    # psi
+        guard.check_step("dual", run.params, grads)
     return primal, dual
-
-
-def vae_iteration(run, guard):
-    """One VAE step: minimise the negative ELBO over theta and phi."""
-    return guard.step("primal", run.opt_primal, vae_primal), float("nan")
 
 
 def train(run, data, steps, log=print, valid=None, draws="host"):
@@ -275,8 +210,7 @@ def train(run, data, steps, log=print, valid=None, draws="host"):
     track = data if valid is None else validate.binary_data("valid", valid, run.cfg.x_dim)
     track = track if run.cfg.z_dim == 2 and not (valid is None and run.cfg.dynamic) else None
     draws = DRAWS[validate.choice("draws", draws, tuple(DRAWS))](run, data)
-    cfg, hist, guard = run.cfg, run.history, Guard(run, draws, STEPS[run.method][0])
-    iteration = vae_iteration if run.method == "vae" else avb_iteration
+    cfg, hist, guard = run.cfg, run.history, Guard(run, draws, primal_loss)
     last = run.step + steps
     t_log, step_log = time.perf_counter(), run.step
     # Underflow to 0 is a correct result, not divergence; the guard reports overflow and invalid
@@ -284,9 +218,9 @@ def train(run, data, steps, log=print, valid=None, draws="host"):
     quiet = {k: "ignore" for k, how in np.geterr().items() if how == "warn"}
     with np.errstate(**{**quiet, "under": "ignore"}), guard.restoring():
         for _ in range(steps):
-            guard.begin()
+            guard.snapshot()
             t0 = time.perf_counter()
-            primal, dual = guard.verify(*iteration(run, guard))   # floats: one transfer
+            primal, dual = guard.read(*iteration(run, draws, guard))   # floats: one transfer
             run.seconds += time.perf_counter() - t0
             run.step += 1
             hist["step"].append(run.step)
@@ -305,7 +239,7 @@ def train(run, data, steps, log=print, valid=None, draws="host"):
                 if hist["log_likelihood"]:                 # the latest exact value, and when it was taken
                     at = "" if hist["ll_step"][-1] == run.step else f" (at {hist['ll_step'][-1]})"
                     ll = f"  log p(x) {hist['log_likelihood'][-1]:.4f}{at}"
-                dual_text = f"  dual {hist['dual'][-1]:.4f}" if run.method != "vae" else ""
+                dual_text = f"  dual {hist['dual'][-1]:.4f}" if run.opt_dual else ""
                 log(f"[{run.method}] iter {run.step:>6}  primal {hist['primal'][-1]:.4f}{dual_text}{ll}  {rate:.0f} it/s")
         guard.probe()                                      # the last step, checked as the next iteration would
     return run

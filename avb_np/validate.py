@@ -18,7 +18,7 @@ from .config import Config
 from .layers import ACTIVATIONS
 from .optim import Adam
 
-METHODS = ("avb", "avb-ac", "vae")   # "avb-ac": AVB with adaptive contrast (avb_np.ac)
+METHOD_NAMES = ("avb", "avb-ac", "vae")   # what each needs: avb_np.methods.METHODS
 DTYPES = ("float32", "float64")
 SCHEDULES = ("constant", "cosine")
 HISTORY = ("step", "primal", "dual", "ll_step", "log_likelihood")   # a run's history, one list each
@@ -213,7 +213,7 @@ def config(cfg, method, name="Config"):
     if not isinstance(cfg, Config):
         raise TypeError(f"{'cfg' if name == 'Config' else name} must be an avb_np.config.Config, "
                         f"got {type(cfg).__name__}")
-    choice("method", method, METHODS)
+    choice("method", method, METHOD_NAMES)
     known = {f.name for f in dataclasses.fields(Config)}
     unknown = sorted(set(vars(cfg)) - known)
     if unknown:                                   # e.g. cfg.lr_dul = 1e-4, which nothing would read

@@ -7,12 +7,12 @@
                                                   # and subnormal floats (slow arithmetic on many x86 CPUs)
 
 What one "iteration" is:
-- AVB: `training.avb_iteration`, exactly what `train` runs: a fresh minibatch and noise drawn
-  from the run's generator, primal_loss and an Adam step, then `dual_steps` times (draw,
-  dual_loss, Adam step). It includes the divergence guard's finite checks; the guard as a whole
+- AVB: `training.iteration` (Algorithm 1), exactly what `train` runs: a fresh minibatch and
+  noise drawn from the run's generator, primal_loss and an Adam step, then `dual_steps` times
+  (draw, dual_loss, Adam step). It includes the divergence guard's finite checks; the guard as a whole
   (`_snapshot`, taken by `train` before each iteration, plus the checks) is timed on its own
   and given as a fraction of the iteration.
-- VAE: `training.vae_iteration`: draw, vae_loss, Adam step.
+- VAE: the same `training.iteration`, which for the VAE is: draw, vae_loss, Adam step.
 - PyTorch (when installed; not a dependency): the same layer lists, started from the same
   weights, with the same minibatches and noise (drawn as `training` draws them, from a
   generator with the same seed), written the way PyTorch is used
@@ -61,7 +61,7 @@ except ImportError:
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from avb_np import config, models, network  # noqa: E402  (the checkout this script belongs to)
+from avb_np import config, methods, network  # noqa: E402  (the checkout this script belongs to)
 
 NETWORKS = {
     "toy": config.official_toy,
@@ -103,7 +103,7 @@ def load_avb_np(package_dir=None):
         spec.loader.exec_module(sys.modules[name])
     return SimpleNamespace(config=importlib.import_module(f"{name}.config"),
                            training=importlib.import_module(f"{name}.training"),
-                           guard=_optional(f"{name}.guard"))
+                           guard=_optional(f"{name}.guard"), draws=_optional(f"{name}.draws"))
 
 
 def _optional(module):
@@ -120,6 +120,14 @@ def numpy_callables(pkg, cfg, method, data):
     known = {f.name for f in dataclasses.fields(pkg.config.Config)}   # an older Config may lack fields
     run = training.new_run(pkg.config.Config(**{k: v for k, v in cfg.to_dict().items() if k in known}),
                            method, np)
+    if hasattr(training, "iteration"):                 # Algorithm 1 in one function, the guard watching
+        checker = pkg.guard.Guard(run, pkg.draws.HostDraws(run, data), training.primal_loss)
+
+        def guarded():                                # one iteration exactly as `train` runs it
+            checker.snapshot()
+            checker.read(*training.iteration(run, checker.draws, checker))
+        return {"iteration": guarded, "guard": lambda: guard_work(pkg, run, method, cfg),
+                "matmul": matmul_block(np)}, run
     iteration = training.avb_iteration if method == "avb" else training.vae_iteration
     players = ["primal"] + ["dual"] * (cfg.dual_steps if method == "avb" else 0)
     loss = np.float32(1.0)
@@ -137,12 +145,18 @@ def numpy_callables(pkg, cfg, method, data):
         checker.begin()
         checker.verify(*iteration(run, checker))
 
-    def guard():                                      # the guard's own work in one iteration: the
-        pkg.guard._snapshot(run)                      # copy, and the size checks of the parameters
-        arrays = list(run.params.values())            # and (as many) gradients, read at once
-        sizes = [pkg.guard._largest(np, arrays) for _ in range(2 * len(players))]
-        float(np.concatenate(sizes).max())
-    return {"iteration": guarded, "guard": guard, "matmul": matmul_block(np)}, run
+    return {"iteration": guarded, "guard": lambda: guard_work(pkg, run, method, cfg),
+            "matmul": matmul_block(np)}, run
+
+
+def guard_work(pkg, run, method, cfg):
+    """The guard's own work in one iteration: the copy, and the size checks of the parameters
+    and (as many) gradients, read at once."""
+    players = ["primal"] + ["dual"] * (cfg.dual_steps if method == "avb" else 0)
+    pkg.guard._snapshot(run)
+    arrays = list(run.params.values())
+    sizes = [pkg.guard._largest(np, arrays) for _ in range(2 * len(players))]
+    float(np.concatenate(sizes).max())
 
 
 def matmul_block(lib):
@@ -185,7 +199,7 @@ def torch_networks(torch, run):
 def torch_callables(torch, cfg, method, data):
     """{"iteration", "matmul"} in PyTorch eager: the layer lists and initial weights of
     avb_np's new run for `cfg`, and the same draws from the same generator."""
-    from avb_np import training
+    from avb_np import draws as host, training
     F = torch.nn.functional
     run = training.new_run(cfg, method, np)
     nets = run.nets
@@ -198,7 +212,7 @@ def torch_callables(torch, cfg, method, data):
         return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(1)
 
     rng = run.rng                                 # the numpy run's stream: the same minibatches
-    draws = training.HostDraws(run, data)
+    draws = host.HostDraws(run, data)
     draw = lambda dim: [torch.from_numpy(draws.batch()), torch.from_numpy(draws.normal(dim))]
     primal = [p for k, p in params.items() if k.startswith(("enc.", "dec."))]
     dual = [p for k, p in params.items() if k.startswith("adv.")]
@@ -400,7 +414,7 @@ def measure(workers, net_name, batch, method, threads, rounds, warmup, settle):
             last = w
     med = {key: float(np.median(v)) for key, v in times.items()}
     cfg = setting(net_name, batch)
-    gflop = iteration_flops(cfg, models.build_nets(cfg, method), method) / 1e9
+    gflop = iteration_flops(cfg, methods.build_nets(cfg, method), method) / 1e9
     matmul_gflop = MATMUL_REPEATS * 2 * np.prod(MATMUL) / 1e9
     it = med["avb_np", "iteration"]
     row = {"method": method, "networks": net_name, "batch": batch, "threads": threads,

@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pytest
 
-from avb_np import ac, ac_objectives, models, objectives
+from avb_np import ac, ac_objectives, methods, models, objectives
 from avb_np.config import Config
 from avb_np.data import sample_batch, toy_data
 from avb_np.optim import Adam
@@ -38,7 +38,7 @@ def test_closed_form_moments_match_samples():
     of 400k encoder samples per x: agree to 0.01 (Monte Carlo error ~ 0.002)."""
     rng = np.random.default_rng(0)
     cfg = small()
-    nets = models.build_nets(cfg, "avb-ac")
+    nets = methods.build_nets(cfg, "avb-ac")
     params = perturbed(nets, rng)
     params["enc.a.b"] += ac.SHIFT                                 # scales of order 1, not e^-5
     S = 400_000
@@ -57,7 +57,7 @@ def test_dual_loss_standardises_with_the_encoders_moments():
     and batch moments, and differs from the same loss on unstandardised z."""
     rng = np.random.default_rng(2)
     cfg = small()
-    nets = models.build_nets(cfg, "avb-ac")
+    nets = methods.build_nets(cfg, "avb-ac")
     params = perturbed(nets, rng)
     params["enc.a.b"] += ac.SHIFT
     x = np.eye(4)[rng.integers(0, 4, 16)]
@@ -73,7 +73,7 @@ def test_mu_0_sigma_1_is_plain_avb():
     """With r = N(0, I) the standardised z~ is z and log r = log p: AC's primal terms (loss,
     dL/dz, decoder gradients) equal plain AVB's to rounding."""
     rng = np.random.default_rng(1)
-    nets = models.build_nets(small(), "avb")
+    nets = methods.build_nets(small(), "avb")
     params = perturbed(nets, rng)
     x, z = np.eye(4)[rng.integers(0, 4, 16)], 2 * rng.standard_normal((16, 2))
     plain = objectives.primal_terms(nets, params, x, z, 0.5)
@@ -131,7 +131,7 @@ def train_ac_adversary(dual=ac_objectives.dual_terms, ignore_x=False, steps=1200
     for `steps` Adam steps; return mean |T - T*| on 4000 fresh samples, and the KL estimate
     E[T + log r - log p] beside the exact E[log q - log p]."""
     cfg = small(adv_width=32, adv_blocks=2, batch_size=128)
-    nets = models.build_nets(cfg, "avb-ac")
+    nets = methods.build_nets(cfg, "avb-ac")
     rng = np.random.default_rng(0)
     params, opt = models.init_params(nets, rng, np, np.float64), Adam(5e-3)
     for t in range(steps):

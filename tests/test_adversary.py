@@ -8,7 +8,7 @@ adversary that ignores x, which can only learn log q(z) - log p(z) for the mixtu
 """
 import numpy as np
 
-from avb_np import losses, models, objectives
+from avb_np import losses, methods, models, objectives
 from avb_np.config import Config
 from avb_np.data import sample_batch, toy_data
 from avb_np.network import Affine
@@ -40,7 +40,7 @@ def train_adversary(dual=objectives.dual_loss, ignore_x=False, steps=800):
     """Train T alone for `steps` Adam steps; return mean |T - T*| and the KL estimate E_q[T]
     beside the exact KL(q || p), on 4000 fresh encoder samples."""
     cfg = Config(eps_dim=2, adv_width=32, adv_blocks=2, batch_size=128)
-    nets = models.build_nets(cfg, "avb")
+    nets = methods.build_nets(cfg, "avb")
     nets["enc"] = [Affine("enc.0", cfg.x_dim + cfg.eps_dim, cfg.z_dim)]   # z = x MU + eps diag(SIGMA)
     rng = np.random.default_rng(0)
     params = models.init_params(nets, rng, np, np.float64)

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from avb_np import ac, ac_objectives, backend, gradcheck_suite, layers, likelihood, losses, models, network, objectives
+from avb_np import ac, ac_objectives, backend, gradcheck_suite, layers, likelihood, losses, methods, models, network, objectives
 from avb_np.config import Config
 from avb_np.optim import Adam
 
@@ -147,7 +147,7 @@ def _objective_components(rng, N=6):
     comps = {}
     for name, method, objective in zip(OBJECTIVES, ["avb", "avb", "vae", "avb-ac", "avb-ac", "avb-ac"],
                                        ["primal", "dual", "vae", "encoder", "ac primal", "ac dual"]):
-        nets = models.build_nets(cfg, method)
+        nets = methods.build_nets(cfg, method)
         params = models.init_params(nets, rng, np, np.float32)
         names = sorted(params)
 
@@ -167,7 +167,7 @@ def _objective_components(rng, N=6):
             else:
                 loss, grads = objectives.vae_loss(nets, p, x, eps[:, :cfg.z_dim])
             return (loss, *(grads[k] for k in sorted(grads)))
-        noise = rng.standard_normal((N, models.noise_dim(cfg, method))).astype(np.float32)
+        noise = rng.standard_normal((N, methods.noise_dim(cfg, method))).astype(np.float32)
         z_p = rng.standard_normal((N, cfg.z_dim)).astype(np.float32)
         comps[name] = (fn, [x, noise, z_p, *(params[k] + np.float32(0.3) * rng.standard_normal(
             params[k].shape).astype(np.float32) for k in names)])

@@ -3,7 +3,7 @@ import math
 
 import numpy as np
 
-from avb_np import evaluation, models, quadrature, training
+from avb_np import evaluation, methods, models, quadrature, training
 from avb_np.config import Config
 from avb_np.data import toy_data
 from avb_np.losses import bernoulli_log_likelihood
@@ -46,7 +46,7 @@ def test_quadrature_agrees_with_monte_carlo():
     """log p(x) = log E_{z~p(z)} p(x|z): a Monte Carlo estimate with 100k prior samples agrees
     with quadrature within 5 standard errors (delta method: SE = std(p(x|z)) / (sqrt(S) mean))."""
     cfg = Config(out_gain=3.0)                      # a random decoder with far-from-uniform outputs
-    nets = models.build_nets(cfg, "vae")
+    nets = methods.build_nets(cfg, "vae")
     params = models.init_params(nets, np.random.default_rng(0), np, np.float64)
     data = toy_data()
     exact = quadrature.log_likelihood_per_point(nets, params, data)

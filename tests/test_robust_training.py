@@ -8,7 +8,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from avb_np import backend, checkpoint, quadrature, training
+from avb_np import backend, checkpoint, draws, quadrature, training
 from avb_np.data import toy_data
 from common import assert_same_state, interrupt_dual_loss, tiny, trained
 
@@ -174,7 +174,7 @@ def test_underflow_is_not_divergence():
         training.train(run, toy_data(), 15)
         state = run.rng.bit_generator.state
         with np.errstate(under="raise"), pytest.raises(FloatingPointError, match="underflow"):
-            training.avb_dual(run, training.HostDraws(run, toy_data()))
+            training.dual_loss(run, draws.HostDraws(run, toy_data()))
         run.rng.bit_generator.state = state
     finally:
         np.seterr(**old)
@@ -243,7 +243,7 @@ def test_device_draws_binarise_dynamically():
     """With cfg.dynamic, a device minibatch of intensity-0.25 rows is binary with about a quarter
     of its pixels on (4096 pixels: within 0.05 of 0.25, about 7 standard deviations)."""
     run = training.new_run(tiny(dynamic=True, batch_size=1024), "vae", np)
-    x = training.DeviceDraws(run, np.full((3, 4), 0.25)).batch()
+    x = draws.DeviceDraws(run, np.full((3, 4), 0.25)).batch()
     assert x.shape == (1024, 4) and set(np.unique(x)) <= {0.0, 1.0} and abs(x.mean() - 0.25) < 0.05
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from avb_np import models, network, training
+from avb_np import methods, network, training
 from avb_np.config import Config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,8 +54,8 @@ def test_iteration_flops_by_hand():
     cfg = Config(eps_dim=3, enc_hidden=(5,), dec_hidden=(5,), adv_width=6, adv_blocks=1, batch_size=10)
     primal = (900 + 900 + 200) + 1800 + (2280 + 2280)
     dual = 900 + 4560 + 4560 + 3120
-    assert speed.iteration_flops(cfg, models.build_nets(cfg, "avb"), "avb") == primal + 2 * dual
-    assert speed.iteration_flops(cfg, models.build_nets(cfg, "vae"), "vae") == 2000 + 1800
+    assert speed.iteration_flops(cfg, methods.build_nets(cfg, "avb"), "avb") == primal + 2 * dual
+    assert speed.iteration_flops(cfg, methods.build_nets(cfg, "vae"), "vae") == 2000 + 1800
 
 
 def test_pytorch_networks_are_avb_np_networks():
