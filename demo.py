@@ -347,8 +347,8 @@ def add_vi_arguments(p):
     p.add_argument("--seed", type=checked("seed", validate.non_negative_int), default=0, help="random seed (default 0)")
     p.add_argument("--targets", default=",".join(VI_TARGETS),
                    help=f"comma-separated subset of {', '.join(VI_TARGETS)} (default: all)")
-    p.add_argument("--methods", default=",".join(vi.METHODS),
-                   help=f"comma-separated subset of {', '.join(vi.METHODS)} (default: all)")
+    p.add_argument("--methods", default=",".join(vi.VI_METHODS),
+                   help=f"comma-separated subset of {', '.join(vi.VI_METHODS)} (default: all)")
     p.add_argument("--adv-width", type=checked("adv_width", validate.positive_int), default=d.adv_width,
                    help=f"adversary width (default {d.adv_width}; official 256)")
     p.add_argument("--adv-blocks", type=checked("adv_blocks", validate.non_negative_int), default=d.adv_blocks,
@@ -388,8 +388,8 @@ def vi_experiment(args, xp):
         if n not in VI_TARGETS:
             sys.exit(f"demo.py vi: error: --targets must be among {', '.join(VI_TARGETS)}, got {n!r}")
     for m in methods:
-        if m not in vi.METHODS:
-            sys.exit(f"demo.py vi: error: --methods must be among {', '.join(vi.METHODS)}, got {m!r}")
+        if m not in vi.VI_METHODS:
+            sys.exit(f"demo.py vi: error: --methods must be among {', '.join(vi.VI_METHODS)}, got {m!r}")
     cfg = vi.VIConfig(steps=args.steps, adv_width=args.adv_width, adv_blocks=args.adv_blocks)
     os.makedirs(args.out, exist_ok=True)
     built = {name: VI_TARGETS[name]() for name in names}            # exact answers computed here
@@ -400,10 +400,10 @@ def vi_experiment(args, xp):
             rng = np.random.default_rng([args.seed, i, j])          # one stream per (target, method)
             try:
                 fit = vi.fit(target.log_density, target.dim, method, cfg, rng, name=name)
-            except vi.DivergenceError as err:
+            except training.DivergenceError as err:
                 print(f"{name} {method}: {err}")
                 continue
-            results[name]["methods"][method] = vi.evaluate(fit, target, rng)
+            results[name]["methods"][method] = vi.compare(fit, target, rng)
             draws[method][name] = vi.samples(fit, 2000, rng)
             r = results[name]["methods"][method]
             print(f"{name} {method}: KL {r['kl']:.3f}  ELBO {r['elbo']:.3f}  (log Z {target.log_Z:.3f})  {r['seconds']:.1f} s")

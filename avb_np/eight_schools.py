@@ -24,7 +24,7 @@ import numpy as np
 
 from .backend import array_module
 from .losses import logsumexp
-from .targets import Target
+from .targets import Target, target_case
 
 Y = (28.0, 8.0, -3.0, 7.0, -1.0, 1.0, 18.0, 12.0)              # Rubin (1981)
 SIGMA = (15.0, 10.0, 16.0, 11.0, 9.0, 11.0, 10.0, 18.0)
@@ -155,3 +155,8 @@ def eight_schools():
 def eight_schools_mirror(s=1.0):
     """The official example's variant in z = (mu, tau, eta_1..8), N(0, s^2) priors on all ten."""
     return _target("eight_schools_mirror", Y_MIRROR, SIGMA_MIRROR, s, s, s, False, (-1.5, 3.0, -3.0, 3.0))
+
+
+def gradcheck_cases(rng, N=6):
+    """Both Eight Schools log densities, checked by targets.target_case."""
+    return [target_case(t, rng, N) for t in (eight_schools(), eight_schools_mirror())]

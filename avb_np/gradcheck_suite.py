@@ -8,7 +8,8 @@ import argparse
 
 import numpy as np
 
-from . import ac_objectives, gradcheck, layers, likelihood, losses, methods, models, objectives, vi
+from . import (ac_objectives, eight_schools, gradcheck, layers, likelihood, losses, methods, models, objectives,
+               targets, vi_objectives)
 from .config import Config
 from .gradcheck import TOL_OBJECTIVE, TOL_SMOOTH, Case, moderate, projected  # noqa: F401 (gradcheck_suite.moderate, ...)
 
@@ -108,7 +109,8 @@ def model_cases(rng):
 
 def cases(rng):
     """Every case, in the order the table prints them: the models', then variational inference's."""
-    return model_cases(rng) + vi.gradcheck_cases(rng)
+    return (model_cases(rng) + vi_objectives.gradcheck_cases(rng) + targets.gradcheck_cases(rng)
+            + eight_schools.gradcheck_cases(rng))
 
 
 def main(argv=None):

@@ -99,10 +99,14 @@ class Guard:
     iteration (`read`). A failed check blames the step that made the state it measured.
     """
 
-    def __init__(self, run, draws, primal_loss):
+    def __init__(self, run, draws, primal_loss, max_loss=None, cfg_name="run.cfg", lr_names=None,
+                 start_hint="look at Config.prior_term and out_gain"):
         self.run, self.draws, self.xp = run, draws, run.xp
         self.primal_loss = primal_loss  # (run, draws) -> (loss, grads): what each iteration evaluates first
-        self.loss_bound = loss_bound(run.cfg)
+        self.loss_bound = max_loss or loss_bound(run.cfg)   # the largest sane |loss|
+        self.cfg_name = cfg_name        # how messages name the configuration
+        self.lr_names = lr_names or {"primal": "lr_primal", "dual": "lr_dual"}   # each player's learning-rate field
+        self.start_hint = start_hint    # where to look when the very first loss is out of bounds
         self.grad_bound = math.sqrt(float(np.finfo(run.cfg.dtype).max))   # Adam squares the gradient
         self.mover = (None, run.step)  # (player, iteration) of the step that made the parameters; None: before this call
         self.next = "primal"           # the loss the loop evaluates next (a FloatingPointError there blames mover)
@@ -237,7 +241,7 @@ class Guard:
             if self.saved:
                 self._restore(min(self.saved))
             advice = ("its configuration gives a model whose losses are out of bounds from the start "
-                      "(look at Config.prior_term and out_gain)" if iteration == 0 else
+                      f"({self.start_hint})" if iteration == 0 else
                       "load an earlier checkpoint or start a new run (training.new_run)")
             raise ValueError(f"run does not train from its state at iteration {iteration}: {err.what}, "
                              f"before any step of this call; {advice}") from None
@@ -251,14 +255,14 @@ class Guard:
                 cause = (f"{err.what}, also with the adversary as before its steps: the step of "
                          f"{PLAYER_NAMES[player]} is to blame")
         self._restore(iteration)
-        lr, name = getattr(run, f"opt_{player}").lr, f"lr_{player}"
+        lr, name = getattr(run, f"opt_{player}").lr, self.lr_names[player]
         lower = lr / 10 if iteration <= 100 else lr / 2    # far off if it breaks a model this young
         scale = lr_scale(run.cfg, iteration - 1)
         scaled = f" (times {scale:.3g} by the {run.cfg.lr_schedule} schedule)" if scale != 1 else ""
         message = (f"{run.method.upper()} training diverged at iteration {iteration}: {cause}. The run was "
                    f"restored to iteration {iteration - 1}, where losses and parameters are finite and within "
                    f"bounds. That step used {name}={lr:g}{scaled}: train on with a lower learning rate, e.g. "
-                   f"run.cfg.{name} = {lower:g}.")
+                   f"{self.cfg_name}.{name} = {lower:g}.")
         raise DivergenceError(message, iteration, player, [name], {name: lower}) from None
 
     def _sane_with_old_adversary(self, iteration):

@@ -161,7 +161,7 @@ def dual_loss(run, draws):
     return method.dual(run.nets, run.params, x, eps, z_p, run.cfg.prior_term)
 
 
-def iteration(run, draws, guard):
+def iteration(run, draws, guard, losses=None):
     """One iteration of Algorithm 1 (Mescheder et al. 2017):
 
         theta, phi <- Adam step on the primal loss                 (one step)
@@ -169,15 +169,18 @@ def iteration(run, draws, guard):
 
     each on a fresh minibatch and fresh noise. The VAE takes the primal step only. The guard
     only watches: it checks each loss and each update (avb_np.guard). Returns both losses.
+    losses: (primal_loss, dual_loss), functions (run, draws) -> (loss, grads); default this
+    module's (avb_np.vi passes its own).
     """
+    primal_fn, dual_fn = losses or (primal_loss, dual_loss)
     scale = lr_scale(run.cfg, run.step)                # the learning-rate schedule's factor
-    primal, grads = primal_loss(run, draws)
+    primal, grads = primal_fn(run, draws)
     guard.check_loss("primal", primal, grads)
     run.opt_primal.step(run.params, grads, scale)      # theta, phi
     guard.check_step("primal", run.params, grads)
     dual = float("nan")                                # the VAE has no adversary
     for _ in range(run.cfg.dual_steps if run.opt_dual else 0):
-        dual, grads = dual_loss(run, draws)
+        dual, grads = dual_fn(run, draws)
         guard.check_loss("dual", dual, grads)
         run.opt_dual.step(run.params, grads, scale)    # psi
         guard.check_step("dual", run.params, grads)

@@ -18,30 +18,47 @@ Shapes: N batch, D latent, De sampler noise.
 """
 import math
 
-from . import losses, network
+import numpy as np
+
+from . import eight_schools, losses, models, network
+from .ac_objectives import standardise
 from .backend import array_module
+from .gradcheck import TOL_OBJECTIVE, Case
+from .network import Act, Affine, Residual
+from .targets import banana
 
 LOG_2PI = math.log(2 * math.pi)
 
 
 # ----------------------------------------------------------------------------- AVB players
 
+def networks(dim, eps_dim, gen_hidden, adv_width, adv_blocks, out_gain):
+    """The sampler "gen": eps (De) -> gen_hidden (ELU) -> z (D), and the adversary "adv":
+    w (D) -> adv_width, leaky ReLU 0.2 -> adv_blocks residual blocks (each then leaky ReLU) -> 1."""
+    adv = [Affine("adv.in", dim, adv_width), Act("leaky_relu")]
+    for i in range(adv_blocks):
+        adv += [Residual(f"adv.res{i}", adv_width, act="leaky_relu"), Act("leaky_relu")]
+    return {"gen": network.mlp("gen", [eps_dim, *gen_hidden, dim], "elu"),
+            "adv": adv + [Affine("adv.out", adv_width, 1, out_gain)]}
+
+
 def sampler(nets, params, eps):
     """z = g_phi(eps).   eps: (N, De) -> z: (N, D), cache."""
     return network.forward(nets["gen"], params, eps)
 
 
-def adversary(nets, params, w):
-    """T(w) = NN_psi(w) + 1/2 ||w||^2 + (D/2) log 2 pi.   w: (N, D) -> T: (N,), cache."""
-    out, cache = network.forward(nets["adv"], params, w)          # (N, 1)
-    return out[:, 0] + 0.5 * (w * w).sum(axis=1) + 0.5 * w.shape[1] * LOG_2PI, (cache, w)
+def contrast_adversary(nets, params, w):
+    """T(w) = NN_psi(w) + 1/2 ||w||^2 + (D/2) log 2 pi: the models' adversary T(x, w) with no x
+    and prior_term 1/2 (models.adversary), plus the constant.   w: (N, D) -> T: (N,), cache."""
+    xp = array_module(w)
+    T, cache = models.adversary(nets, params, xp.zeros((len(w), 0), dtype=w.dtype), w, 0.5)
+    return T + 0.5 * w.shape[1] * LOG_2PI, cache
 
 
-def adversary_backward(nets, dT, cache):
-    """dT: (N,) -> dw: (N, D), grads of psi."""
-    net_cache, w = cache
-    dw, grads = network.backward(nets["adv"], dT[:, None], net_cache)
-    return dw + dT[:, None] * w, grads                            # d(1/2 ||w||^2)/dw = w
+def contrast_adversary_backward(nets, dT, cache, param_grads=True):
+    """dT: (N,) -> dw: (N, D) (with d(1/2 ||w||^2)/dw = w), grads of psi ({} if not param_grads)."""
+    _, dw, grads = models.adversary_backward(nets, dT, cache, param_grads)
+    return dw, grads
 
 
 def fixed_contrast(s):
@@ -52,7 +69,7 @@ def fixed_contrast(s):
     return contrast
 
 
-def batch_moments(floor=1e-4):
+def adaptive_contrast(floor=1e-4):
     """r = N(mu, diag sigma^2) from the batch: mu = mean_n z_n, sigma = sqrt(var_n z_n + floor)
     (adaptive contrast; the floor keeps a collapsing coordinate finite, as in the official code)."""
     def contrast(z):
@@ -75,13 +92,13 @@ def avb_primal_loss(nets, params, eps, log_density, contrast):
     N, xp = eps.shape[0], array_module(eps)
     z, gen_cache = sampler(nets, params, eps)                      # (N, D)
     mu, sigma = contrast(z)                                        # (D,), (D,): held constant
-    w = (z - mu) / sigma                                           # (N, D)
-    T, adv_cache = adversary(nets, params, w)                      # (N,)
+    w = standardise(z, mu, sigma)                                  # (N, D)
+    T, adv_cache = contrast_adversary(nets, params, w)             # (N,)
     log_r = -0.5 * (w * w).sum(axis=1) - xp.log(sigma).sum() - 0.5 * w.shape[1] * LOG_2PI   # (N,)
     logp, dlogp = log_density(z)                                   # (N,), (N, D)
     dlogp = dlogp.astype(z.dtype, copy=False)                      # keep float32 runs in float32
     loss = (T + log_r - logp).mean()
-    dw, _ = adversary_backward(nets, xp.full_like(T, 1 / N), adv_cache)   # psi's grads dropped
+    dw, _ = contrast_adversary_backward(nets, xp.full_like(T, 1 / N), adv_cache, False)   # psi held fixed
     dz = (dw - w / N) / sigma - dlogp / N                          # dlog r/dz = -w / sigma
     _, grads = network.backward(nets["gen"], dz, gen_cache)
     return loss, grads
@@ -98,15 +115,24 @@ def avb_dual_loss(nets, params, eps, u, contrast):
     N, xp = eps.shape[0], array_module(eps, u)
     z, _ = sampler(nets, params, eps)                              # no gradient to phi here
     mu, sigma = contrast(z)
-    T, cache = adversary(nets, params, xp.concatenate([(z - mu) / sigma, u]))   # (2N,)
+    T, cache = contrast_adversary(nets, params, xp.concatenate([standardise(z, mu, sigma), u]))   # (2N,)
     loss, dT_q, dT_r = losses.adversary_loss(T[:N], T[N:])
-    _, grads = adversary_backward(nets, xp.concatenate([dT_q, dT_r]), cache)
+    _, grads = contrast_adversary_backward(nets, xp.concatenate([dT_q, dT_r]), cache)
     return loss, grads
 
 
 # ----------------------------------------------------------------------------- Gaussian baselines
 
-def gaussian_sample(params, eps):
+def gaussian_q_init(full_rank, dim):
+    """q = N(0, I) in D = dim: "q.mu" and "q.log_sigma" (mean-field) or "q.log_diag" and "q.L"
+    (full-rank; only L's strict lower triangle is used), as float64 host arrays."""
+    params = {"q.mu": np.zeros(dim), ("q.log_diag" if full_rank else "q.log_sigma"): np.zeros(dim)}
+    if full_rank:
+        params["q.L"] = np.zeros((dim, dim))
+    return params
+
+
+def gaussian_q_sample(params, eps):
     """z = m + L eps with L = diag(exp(log_sigma)) (mean-field, "q.log_sigma") or
     L = strict_tril("q.L") + diag(exp("q.log_diag")) (full-rank).   eps: (N, D) -> z: (N, D), L: (D, D)."""
     xp = array_module(eps)
@@ -128,7 +154,7 @@ def gaussian_loss(params, eps, log_density):
     """
     N, D = eps.shape
     xp = array_module(eps)
-    z, L = gaussian_sample(params, eps)
+    z, L = gaussian_q_sample(params, eps)
     logp, dlogp = log_density(z)
     log_diag = params.get("q.log_sigma", params.get("q.log_diag"))
     loss = -logp.mean() - log_diag.sum() - 0.5 * D * (1 + LOG_2PI)
@@ -140,3 +166,35 @@ def gaussian_loss(params, eps, log_density):
     else:
         grads["q.L"], grads["q.log_diag"] = xp.tril(dL, -1), xp.diag(dL) * xp.exp(log_diag) - 1
     return loss, grads
+
+
+def gradcheck_cases(rng, N=6):
+    """AVB's primal and dual (adversary) losses with a fixed contrast r and with adaptive contrast
+    (AC: one batch's moments, then held fixed, as the objectives treat them) on the banana's log
+    density, and the Gaussian baselines' negative ELBO on a 10-d Gaussian-like log density, in
+    float64, along random directions (the targets' own gradients: targets.gradcheck_cases)."""
+    nets = networks(2, 3, (5, 5), 6, 1, 1.0)
+    params = {}
+    for net in nets.values():
+        params.update(network.init_params(net, rng, np, np.float64))
+    for p in params.values():                               # off the initial values (zero biases, zero W2)
+        p += 0.3 * rng.standard_normal(p.shape)
+    gen = {k: v for k, v in params.items() if k.startswith("gen.")}
+    adv = {k: v for k, v in params.items() if k.startswith("adv.")}
+    eps, u, D2 = rng.standard_normal((N, 3)), rng.standard_normal((N, 2)), banana().log_density
+    moments = adaptive_contrast()(sampler(nets, params, eps)[0])   # AC's moments of this batch, then held fixed
+    cases = []
+    for label, contrast in (("fixed r", fixed_contrast(1.5)), ("AC", lambda z: moments)):
+        primal = lambda p, c=contrast: avb_primal_loss(nets, {**adv, **p}, eps, D2, c)
+        dual = lambda p, c=contrast: avb_dual_loss(nets, {**gen, **p}, eps, u, c)
+        cases.append(Case(f"VI primal ({label})", primal, gen, TOL_OBJECTIVE, directional=True))
+        cases.append(Case(f"VI dual ({label})", dual, adv, TOL_OBJECTIVE, directional=True))
+    mirror = eight_schools.eight_schools_mirror().log_density  # 10-d, log p~ ~ -15: a moderate loss
+    for full_rank, label in ((False, "mean-field"), (True, "full-rank")):
+        q = gaussian_q_init(full_rank, 10)
+        for p in q.values():
+            p += 0.3 * rng.standard_normal(p.shape)
+        e = rng.standard_normal((N, 10))
+        loss = lambda p, e=e: gaussian_loss(p, e, mirror)
+        cases.append(Case(f"VI {label} -ELBO", loss, q, TOL_OBJECTIVE, directional=True))
+    return cases

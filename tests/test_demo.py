@@ -189,7 +189,7 @@ def test_vi_demo(tmp_path, capsys, monkeypatch):
     assert "Eight Schools" in capsys.readouterr().out
     results = json.loads((out / "vi_results.json").read_text())
     for target in ("banana", "eight_schools_mirror"):
-        assert set(results[target]["methods"]) == {"avb", "avb_ac", "meanfield", "fullrank"}
+        assert set(results[target]["methods"]) == {"avb", "avb-ac", "meanfield", "fullrank"}
         assert all(np.isfinite(r["elbo"]) for r in results[target]["methods"].values())
     assert abs(results["eight_schools_mirror"]["exact"]["p_tau_negative"] - 0.5) < 1e-9
     for name in ("vi_2d.png", "vi_schools.png"):
