@@ -88,7 +88,7 @@ def add_training_flags(p, default, out):
                    help=f"width of the adversary's residual trunk (default {default.adv_width})")
     p.add_argument("--adv-blocks", type=checked("adv_blocks", validate.non_negative_int), default=None,
                    help=f"residual blocks of the adversary (default {default.adv_blocks})")
-    p.add_argument("--backend", choices=backend.NAMES, default=None,
+    p.add_argument("--backend", choices=backend.BACKENDS, default=None,
                    help="array backend (default: $AVB_BACKEND, else numpy)")
     p.add_argument("--out", default=out, help=f"output folder for results, figures and checkpoint (default {out})")
     p.add_argument("--save-every", type=checked("save_every", validate.non_negative_int), default=0,

@@ -99,7 +99,7 @@ def gradcheck_cases(rng, N=6):
     cfg = Config(eps_dim=2, enc_hidden=(5, 5), dec_hidden=(5,), n_bases=3, basis_hidden=(4, 4),
                  adv_width=6, adv_blocks=1, out_gain=1.0)
     nets = {**ac.build(cfg), "dec": models.decoder(cfg), "adv": models.adversary_net(cfg)}   # as methods.build_nets
-    params = models.init_params(nets, rng, np, np.float64)
+    params = models.init_all_params(nets, rng, np, np.float64)
     for p in params.values():                               # off the initial values (zero biases, zero W2)
         p += 0.3 * rng.standard_normal(p.shape)
     params["enc.a.b"] += ac.SHIFT

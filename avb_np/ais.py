@@ -22,7 +22,7 @@ import numpy as np
 from . import likelihood, validate
 from .backend import array_module, to_device, to_host
 
-SCHEDULES = ("linear", "sigmoid")
+TEMPERATURE_SCHEDULES = ("linear", "sigmoid")
 
 
 def schedule(n_temps, kind="sigmoid", rad=4.0):
@@ -33,8 +33,8 @@ def schedule(n_temps, kind="sigmoid", rad=4.0):
     The sigmoid spends its temperatures near both ends, where f_beta changes fastest per unit beta.
     """
     T = validate.positive_int("n_temps", n_temps)
-    if kind not in SCHEDULES:
-        raise ValueError(f"schedule must be one of {SCHEDULES}, got {kind!r}")
+    if kind not in TEMPERATURE_SCHEDULES:
+        raise ValueError(f"schedule must be one of {TEMPERATURE_SCHEDULES}, got {kind!r}")
     t = np.linspace(0.0, 1.0, T + 1)
     if kind == "linear":
         return t

@@ -14,7 +14,7 @@ import sys
 
 import numpy as np
 
-NAMES = ("numpy", "cupy")
+BACKENDS = ("numpy", "cupy")
 CUPY_HELP = ("Install the CuPy wheel that matches your CUDA toolkit: `pip install cupy-cuda12x` "
              "(CUDA 12) or `pip install cupy-cuda13x` (CUDA 13), or use the 'numpy' backend.")
 
@@ -27,8 +27,8 @@ class BackendError(RuntimeError):
 
 def load(name):
     """Return the array module called `name` ('numpy' or 'cupy') without selecting it."""
-    if name not in NAMES:
-        raise BackendError(f"backend must be one of {NAMES}, got {name!r}. "
+    if name not in BACKENDS:
+        raise BackendError(f"backend must be one of {BACKENDS}, got {name!r}. "
                            "Pass it to avb_np.backend.use() or set AVB_BACKEND.")
     if name == "numpy":
         return np

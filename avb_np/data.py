@@ -14,7 +14,7 @@ import numpy as np
 
 from . import mnist
 
-NAMES = ("toy", "digits", "mnist", "binarized_mnist")
+DATASETS = ("toy", "digits", "mnist", "binarized_mnist")
 DIGITS_THRESHOLD = 8        # digits pixels run 0..16: pixel >= 8 -> 1 (about 32% of pixels on)
 DIGITS_SPLIT = (360, 180)   # test, valid sizes; the remaining 1,257 images are the train split
 
@@ -38,7 +38,7 @@ class Dataset:
 
 
 def load(name, data_dir=None, download=False):
-    """The data set `name` (one of NAMES) as a Dataset.
+    """The data set `name` (one of DATASETS) as a Dataset.
 
     data_dir: the folder holding the MNIST files ("mnist", "binarized_mnist"); unused otherwise.
     download: fetch missing MNIST files into data_dir (see avb_np.mnist.load_mnist).
@@ -55,7 +55,7 @@ def load(name, data_dir=None, download=False):
         source = "idx" if name == "mnist" else "amat"
         return Dataset(name, image_shape=(mnist.SIDE, mnist.SIDE),
                        **mnist.load_mnist(data_dir, download, source))
-    raise ValueError(f"name must be one of {NAMES}, got {name!r}")
+    raise ValueError(f"name must be one of {DATASETS}, got {name!r}")
 
 
 def toy_data():

@@ -102,7 +102,7 @@ def evaluate(run, data, n_samples=200_000, n_mc=20_000, n=400, lim=6.0, bins=200
     cfg = _checked_run(run)
     data = validate.binary_data("data", data, cfg.x_dim).astype(np.float64)
     n_samples, n_mc = validate.positive_int("n_samples", n_samples), validate.positive_int("n_mc", n_mc)
-    n, lim, bins = validate.positive_int("n", n), validate.finite_float("lim", lim, *validate.LIM), validate.positive_int("bins", bins)
+    n, lim, bins = validate.positive_int("n", n), validate.finite_float("lim", lim, *validate.LIM_RANGE), validate.positive_int("bins", bins)
     if n % bins:                                          # before the work, not after it
         raise ValueError(f"bins must divide the grid size n={n}, got bins={bins}")
     if n_mc > n_samples:

@@ -20,7 +20,7 @@ Check = namedtuple("Check", "label run tol hint")   # run: impl -> error or {row
 Exercise = namedtuple("Exercise", "slug title teaches module targets checks context", defaults=[()])
 
 
-def compare(a, b):
+def close_to(a, b):
     """Largest relative error of a against the expected b; inf when the shapes differ."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     return float(rel_error(a, b).max()) if a.shape == b.shape else math.inf
@@ -32,7 +32,7 @@ def small_params(nets, rng):
     return {k: v + 0.3 * rng.standard_normal(v.shape) for k, v in params.items()}
 
 
-def affine():
+def affine_exercise():
     def gradient(impl):                     # a square W (D = H): a missing transpose still fits the shapes
         rng = np.random.default_rng(1)
         p = {"x": rng.standard_normal((3, 4)), "W": rng.standard_normal((4, 4)), "b": rng.standard_normal(4)}
@@ -40,8 +40,8 @@ def affine():
     def ones(impl):                         # x: (3, 2) and dout: (3, 5) all ones
         W = np.arange(10.0).reshape(2, 5)
         dx, dW, db = impl.affine_backward(np.ones((3, 5)), layers.affine_forward(np.ones((3, 2)), W, np.zeros(5))[1])
-        return {"dx": compare(dx, np.tile(W.sum(axis=1), (3, 1))), "dW": compare(dW, np.full((2, 5), 3.0)),
-                "db": compare(db, np.full(5, 3.0))}
+        return {"dx": close_to(dx, np.tile(W.sum(axis=1), (3, 1))), "dW": close_to(dW, np.full((2, 5), 3.0)),
+                "db": close_to(db, np.full(5, 3.0))}
     return Exercise("ex01_affine_backward", "affine backward", "out = x W + b: dx = dout W^T, dW = x^T dout, db = "
                     "dout summed over the batch", "layers", ("affine_backward",), [
         Check("gradient check", gradient, TOL_SMOOTH, "dx = dout @ W.T, dW = x.T @ dout, db = dout summed over rows"),
@@ -49,7 +49,7 @@ def affine():
               "not average; mind the shapes")], ("affine_forward",))
 
 
-def elu():
+def elu_exercise():
     def gradient(impl):
         rng = np.random.default_rng(2)
         G, x = moderate(rng, (3, 4)), moderate(rng, (3, 4))
@@ -57,15 +57,15 @@ def elu():
     def values(impl):                       # neg = min(x, 0)
         x, neg = np.array([-1e3, -1.0, -1e-8, 1e-8, 0.5, 1e3]), np.array([-1e3, -1.0, -1e-8, 0, 0, 0])
         out, cache = impl.elu_forward(x.copy())
-        return {"f(x)": compare(out, np.where(x > 0, x, np.expm1(neg))),
-                "f'(x)": compare(impl.elu_backward(np.ones(6), cache), np.exp(neg))}
+        return {"f(x)": close_to(out, np.where(x > 0, x, np.expm1(neg))),
+                "f'(x)": close_to(impl.elu_backward(np.ones(6), cache), np.exp(neg))}
     return Exercise("ex02_elu", "ELU forward and backward", "an activation, its derivative, and a cache holding just "
                     "what the backward needs", "layers", ("elu_forward", "elu_backward"), [
         Check("gradient check", gradient, TOL_SMOOTH, "f'(x) = 1 for x > 0, e^x = (e^x - 1) + 1 otherwise"),
         Check("at x = -1000, -1, -1e-8, 1e-8, 0.5, 1000", values, 1e-12, "expm1 of min(x, 0): exact near 0, finite")])
 
 
-def bernoulli():
+def bernoulli_exercise():
     def data():                             # x, logits: (4, 5); per-row weights w: (4,)
         rng = np.random.default_rng(3)
         return (rng.random((4, 5)) < 0.5).astype(np.float64), moderate(rng, (4, 5)), moderate(rng, 4)
@@ -80,15 +80,15 @@ def bernoulli():
         s = 1 / (1 + np.exp(-logits))       # sigmoid, fine for |logits| <= 2.5
         brute = (x * np.log(s) + (1 - x) * np.log(1 - s)).sum(axis=1)
         logp, dlogits = impl.bernoulli_log_likelihood(np.array([[0.0, 1.0]]), np.array([[1e4, -1e4]]))
-        return {"x log s + (1 - x) log(1 - s)": compare(impl.bernoulli_log_likelihood(x, logits)[0], brute),
-                "logits 1e4 off: log p = -2e4": compare(logp, [-2e4]), "... dlogits": compare(dlogits, [[-1.0, 1.0]])}
+        return {"x log s + (1 - x) log(1 - s)": close_to(impl.bernoulli_log_likelihood(x, logits)[0], brute),
+                "logits 1e4 off: log p = -2e4": close_to(logp, [-2e4]), "... dlogits": close_to(dlogits, [[-1.0, 1.0]])}
     return Exercise("ex03_bernoulli_log_likelihood", "Bernoulli log-likelihood from logits", "log p(x|z) = sum x l - "
                     "softplus(l), stable at any l; d/dl = x - sigmoid(l)", "losses", ("bernoulli_log_likelihood",), [
         Check("gradient check", gradient, TOL_SMOOTH, "dlogits = x - sigmoid(logits): data minus prediction"),
         Check("known values", values, TOL_EXACT, "sum over pixels (axis 1); x l - softplus(l), no log of sigmoid")])
 
 
-def kl():
+def kl_exercise():
     def gradient(impl):
         rng = np.random.default_rng(4)
         w = moderate(rng, 4)
@@ -98,14 +98,14 @@ def kl():
         return check(loss_fn, {"mu": moderate(rng, (4, 2)), "log_sigma": moderate(rng, (4, 2), 0.2, 1.0)})
     def values(impl):                       # KL(N(0, 1) || N(0, 1)) = 0; mu = 3: 9/2; sigma = e: (e^2 - 3) / 2
         mu, log_sigma = np.array([[0.0, 0], [3, 0], [0, 0]]), np.array([[0.0, 0], [0, 0], [1, 0]])
-        return compare(impl.gaussian_kl(mu, log_sigma)[0], [0.0, 4.5, 0.5 * math.e ** 2 - 1.5])
+        return close_to(impl.gaussian_kl(mu, log_sigma)[0], [0.0, 4.5, 0.5 * math.e ** 2 - 1.5])
     return Exercise("ex04_gaussian_kl", "Gaussian KL to the prior", "KL(N(mu, sigma^2) || N(0, I)) in closed form, "
                     "sigma = exp(log_sigma)", "losses", ("gaussian_kl",), [
         Check("gradient check", gradient, TOL_SMOOTH, "dKL/dmu = +mu, dKL/dlog_sigma = sigma^2 - 1"),
         Check("KL = 0, 9/2, (e^2 - 3)/2", values, TOL_EXACT, "KL = sum_k (mu^2 + sigma^2)/2 - log sigma - 1/2")])
 
 
-def encoder():
+def encoder_exercise():
     def setup():                            # x: (6, 4) -> mu, log sigma: (6, 2) each
         rng = np.random.default_rng(5)
         nets = {"enc": network.mlp("enc", [4, 5, 4], "elu")}
@@ -123,7 +123,7 @@ def encoder():
         G, zero = moderate(rng, (6, 2)), np.zeros((6, 2))
         cache = models.encode_gaussian(nets, params, x, zero)[3]
         via_z, via_mu = (impl.encode_gaussian_backward(nets, *g, cache) for g in ((G, zero, zero), (zero, G, zero)))
-        return max(compare(via_z[k], via_mu[k]) for k in params)
+        return max(close_to(via_z[k], via_mu[k]) for k in params)
     return Exercise("ex05_encode_gaussian_backward", "reparameterised Gaussian encoder, backward", "z = mu + sigma eps:"
                     " the gradient reaches mu and log sigma through the sample", "models",
                     ("encode_gaussian_backward",), [
@@ -132,7 +132,7 @@ def encoder():
         ("encode_gaussian",))
 
 
-def adversary():
+def adversary_exercise():
     def gradient(impl):
         rng = np.random.default_rng(6)
         def loss_fn(p):
@@ -143,16 +143,16 @@ def adversary():
         loss, dT_q, dT_p = impl.adversary_loss(np.zeros(4), np.zeros(4))      # T = 0 cannot tell q from p
         z = np.linspace(-3.0, 4.0, 15)      # q = N(1, 1), p = N(0, 1): at T*(z) = log q(z)/p(z) = z - 1/2 the
         _, dq, dp = impl.adversary_loss(z - 0.5, z - 0.5)   # loss int q softplus(-T) + p softplus(T) dz is flat
-        return {"T = 0: loss = 2 log 2": compare(loss, 2 * math.log(2)),
-                "T = 0: dT_q = -1/2N, dT_p = 1/2N": compare([dT_q, dT_p], [np.full(4, -1 / 8), np.full(4, 1 / 8)]),
-                "T = log q/p: q dT_q + p dT_p = 0": compare(np.exp(-(z - 1) ** 2 / 2) * dq, -np.exp(-z * z / 2) * dp)}
+        return {"T = 0: loss = 2 log 2": close_to(loss, 2 * math.log(2)),
+                "T = 0: dT_q = -1/2N, dT_p = 1/2N": close_to([dT_q, dT_p], [np.full(4, -1 / 8), np.full(4, 1 / 8)]),
+                "T = log q/p: q dT_q + p dT_p = 0": close_to(np.exp(-(z - 1) ** 2 / 2) * dq, -np.exp(-z * z / 2) * dp)}
     return Exercise("ex06_adversary_loss", "the adversary's logistic loss", "softplus(-T(x, z_q)) + softplus(T(x, z_p))"
                     ", minimal at T* = log q(z|x) - log p(z)", "losses", ("adversary_loss",), [
         Check("gradient check", gradient, TOL_SMOOTH, "d softplus(-T)/dT = -sigmoid(-T); the loss is a mean: / N"),
         Check("known values, optimum", optimum, TOL_EXACT, "the encoder's z_q are class 1, the prior's z_p class 0")])
 
 
-def primal():
+def primal_exercise():
     def setup():                            # x: (6, 4), z: (6, 2); T's trunk 6 wide with one residual block
         rng = np.random.default_rng(7)
         nets = {"dec": network.mlp("dec", [2, 5, 4], "elu"),
@@ -171,7 +171,7 @@ def primal():
         T, _ = models.adversary(nets, params, x, z, c)
         logp, _ = losses.bernoulli_log_likelihood(x, models.decode(nets, params, z)[0])
         loss, _, grads = impl.primal_terms(nets, params, x, z, c)
-        return {"loss = mean(T - log p(x|z))": compare(loss, np.mean(T - logp)),
+        return {"loss = mean(T - log p(x|z))": close_to(loss, np.mean(T - logp)),
                 "grads: the decoder's only (psi fixed)": float(set(grads) != {k for k in params if k[:4] == "dec."})}
     return Exercise("ex07_primal_terms", "the AVB primal loss and dL/dz", "mean(T(x, z) - log p(x|z)) with T held "
                     "fixed; dT/dz reaches the encoder through z", "objectives", ("primal_terms",), [
@@ -181,7 +181,7 @@ def primal():
         ("primal_loss",))
 
 
-def adam():
+def adam_exercise():
     def steps(impl):
         g, p = np.array([1e-3, -5.0, 2.0, -1e-4]), {"w": np.zeros(4), "u": np.ones(4)}
         impl.Adam(lr=0.01).step(p, {"w": g})            # m_hat = g, v_hat = g^2: w moves by lr g / (|g| + eps)
@@ -189,16 +189,16 @@ def adam():
         opt.step(q, {"w": np.ones(1)})                  # step 1: -lr / (1 + eps), as above
         opt.step(q, {"w": -np.ones(1)}, scale=0.5)      # m = 0.9 0.1 - 0.1 = -0.01, m_hat = -0.01 / (1 - 0.9^2)
         step2 = 0.5 * 0.1 / 19 / (1 + 1e-8)             # = -1/19; v_hat = 1 (g^2 = 1): + scale lr / 19
-        return {"step 1 = -lr g / (|g| + eps) ~ -lr sign(g)": compare(p["w"], -0.01 * g / (np.abs(g) + 1e-8)),
-                "no gradient, no change": compare(p["u"], np.ones(4)),
-                "g = 1, then -1 at scale 1/2": compare(q["w"], [-0.1 / (1 + 1e-8) + step2])}
+        return {"step 1 = -lr g / (|g| + eps) ~ -lr sign(g)": close_to(p["w"], -0.01 * g / (np.abs(g) + 1e-8)),
+                "no gradient, no change": close_to(p["u"], np.ones(4)),
+                "g = 1, then -1 at scale 1/2": close_to(q["w"], [-0.1 / (1 + 1e-8) + step2])}
     return Exercise("ex08_adam_step", "an Adam step", "Kingma & Ba's Algorithm 1 with bias correction, a state per "
                     "parameter name", "optim", ("Adam.step",), [
         Check("hand-computed steps", steps, TOL_EXACT, "t += 1 first; m, v per name, zeros at first; m_hat = m / "
               "(1 - beta1^t), v_hat = v / (1 - beta2^t); the rate is scale * lr")])
 
 
-def contrast():
+def contrast_exercise():
     def setup():                            # mu, sigma, z: (4, 2); c: (2,); w: (4,)
         rng = np.random.default_rng(9)
         mu, sigma = rng.standard_normal((4, 2)), rng.uniform(0.5, 2, (4, 2))
@@ -215,8 +215,8 @@ def contrast():
         mu, sigma, z, _, _ = setup()
         u, zt = np.cos(z), impl.standardise(z, mu, sigma)
         log_ratio = likelihood.gaussian_log_density(z, mu, sigma)[0] - losses.standard_normal_log_density(z)[0]
-        return {"z~ of mu + sigma u = u": compare(impl.standardise(mu + sigma * u, mu, sigma), u),
-                "T = 0: log N(z; mu, sigma^2) - log N(z; 0, I)": compare(
+        return {"z~ of mu + sigma u = u": close_to(impl.standardise(mu + sigma * u, mu, sigma), u),
+                "T = 0: log N(z; mu, sigma^2) - log N(z; 0, I)": close_to(
                     impl.kl_estimate(np.zeros(4), z, zt, sigma), log_ratio)}
     return Exercise("ex09_ac_kl_estimate", "AC's standardisation and KL estimate", "T(x, z~) + log r(z|x) - "
                     "log p(z) with r = N(mu, sigma^2) held fixed", "ac_objectives",
@@ -226,7 +226,7 @@ def contrast():
         ("primal_terms",))
 
 
-def hmc():
+def hmc_exercise():
     m, s = np.array([1.0, -0.5]), np.array([0.5, 2.0])
     def target(z):                          # log p(x, z) := log N(z; m, s^2) and r(z|x) = N(0, I), each with its dz
         return (*likelihood.gaussian_log_density(z, m + 0 * z, s + 0 * z), *losses.standard_normal_log_density(z))
@@ -253,7 +253,7 @@ def hmc():
               "keep the old state where it rejects")])
 
 
-def importance():
+def importance_exercise():
     data = np.array([[1.0, 0.0, 1.0], [0.0, 0.0, 1.0], [1.0, 1.0, 0.0]])      # K = 3 points, Dx = 3
     def model(slope=1.0):                   # a 1-d latent: logits = z W + b; slope 0: logits ignore z
         W, b = slope * np.array([[1.5, -2.0, 0.7]]), np.array([0.3, -0.4, 1.0])
@@ -262,8 +262,8 @@ def importance():
     def exact(impl):                        # p(z|x) = p(z): every weight is p(x)
         nets, params = model(slope=0.0)
         est, b = impl.importance_sampling(nets, params, data, None, 10, np.random.default_rng(0)), params["dec.0.b"]
-        return {"log p(x)": compare(est.log_px, (data * b - layers.softplus(b)).sum(axis=1)),
-                "ESS = S": compare(est.ess, np.full(3, 10.0))}
+        return {"log p(x)": close_to(est.log_px, (data * b - layers.softplus(b)).sum(axis=1)),
+                "ESS = S": close_to(est.ess, np.full(3, 10.0))}
     def quadrature(impl):                   # error |log p^ - log p|, about |p^ - p| / p
         nets, params = model()
         z = np.linspace(-12, 12, 4801)[:, None]                                # p(x) = int p(x, z) dz on a grid
@@ -278,5 +278,6 @@ def importance():
               "(proposal_sample); then log mean exp of the log weights, not their mean")])
 
 
-EXERCISES = [affine(), elu(), bernoulli(), kl(), encoder(), adversary(), primal(), adam(), contrast(), hmc(),
-             importance()]   # in the order of the math: layers, losses, the objectives, Adam, AC, evaluation
+EXERCISES = [affine_exercise(), elu_exercise(), bernoulli_exercise(), kl_exercise(), encoder_exercise(),
+             adversary_exercise(), primal_exercise(), adam_exercise(), contrast_exercise(), hmc_exercise(),
+             importance_exercise()]   # in the order of the math: layers, losses, the objectives, Adam, AC, evaluation

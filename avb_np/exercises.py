@@ -30,7 +30,7 @@ from .exercise_checks import EXERCISES
 
 DEFAULT_DIR = "avb_exercises"
 STUB = ("# YOUR CODE HERE", "raise NotImplementedError")
-HEADER = '''r"""Exercise {n}: {title}.
+FILE_HEADER = '''r"""Exercise {n}: {title}.
 
     {teaches}
 
@@ -115,7 +115,7 @@ def workspace_file(n, ex, where):
     used = {node.id for top in tops for node in ast.walk(top) if isinstance(node, ast.Name)}
     pieces = [("" if tops[top] else "# Given, to read (the checks use the package's own copy).\n")
               + "\n".join(_cut(lines, top, tops[top])) for top in sorted(tops, key=lambda node: node.lineno)]
-    header = HEADER.format(n=n, title=ex.title, teaches=ex.teaches, names=" and ".join(ex.targets), where=where,
+    header = FILE_HEADER.format(n=n, title=ex.title, teaches=ex.teaches, names=" and ".join(ex.targets), where=where,
                            module=ex.module, doc=textwrap.indent(inspect.getdoc(module), "    "))
     imports = "".join(line + "\n" for line in _imports(tree, ex.module, used, {top.name for top in tops}))
     return header + imports + "\n\n" + "\n\n\n".join(pieces) + "\n"
@@ -192,7 +192,7 @@ def run_exercise(n, ex, impl, path=None):
     return status
 
 
-def check(numbers, where, solutions):
+def check_exercises(numbers, where, solutions):
     if not solutions and not Path(where).is_dir():
         print(f"error: no workspace at {where}: run `python -m avb_np.exercises start {where}` first "
               "(or pass --dir, or --solutions)", file=sys.stderr)
@@ -243,7 +243,7 @@ def main(argv=None):
         return start(args.dir)
     if args.n is not None and not 1 <= args.n <= len(EXERCISES):
         parser.error(f"N must be between 1 and {len(EXERCISES)}, got {args.n}")
-    return check([args.n] if args.n else range(1, len(EXERCISES) + 1), args.dir, args.solutions)
+    return check_exercises([args.n] if args.n else range(1, len(EXERCISES) + 1), args.dir, args.solutions)
 
 
 if __name__ == "__main__":

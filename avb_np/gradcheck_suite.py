@@ -77,7 +77,7 @@ def objective_cases(rng, N=6):
     x = np.eye(4)[rng.integers(0, 4, N)]
     eps, z_p = rng.standard_normal((N, cfg.eps_dim)), rng.standard_normal((N, cfg.z_dim))
     avb = methods.build_nets(cfg, "avb")
-    params = models.init_params(avb, rng, np, np.float64)
+    params = models.init_all_params(avb, rng, np, np.float64)
     for p in params.values():  # move off the initial values (zero biases, zero W2) to test everything
         p += 0.3 * rng.standard_normal(p.shape)
     adv = {k: v for k, v in params.items() if k.startswith("adv.")}
@@ -90,7 +90,7 @@ def objective_cases(rng, N=6):
         return objectives.dual_loss(avb, {**primal, **p}, x, eps, z_p, cfg.prior_term)
 
     vae = methods.build_nets(cfg, "vae")
-    vae_params = models.init_params(vae, rng, np, np.float64)
+    vae_params = models.init_all_params(vae, rng, np, np.float64)
     for p in vae_params.values():
         p += 0.3 * rng.standard_normal(p.shape)
     eps_vae = rng.standard_normal((N, cfg.z_dim))

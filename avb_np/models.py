@@ -33,7 +33,7 @@ def adversary_net(cfg):
     return adv + [Affine("adv.out", cfg.adv_width, 1, cfg.out_gain)]
 
 
-def init_params(nets, rng, xp, dtype):
+def init_all_params(nets, rng, xp, dtype):
     """All parameters of all networks in one flat dict."""
     params = {}
     for net in nets.values():

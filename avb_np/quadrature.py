@@ -22,8 +22,8 @@ CHUNK = 65536  # rows per network pass, to bound memory (~100 MB per pass)
 
 
 def _lim(lim):
-    """The grid's half-width, within validate.LIM."""
-    return validate.finite_float("lim", lim, *validate.LIM)
+    """The grid's half-width, within validate.LIM_RANGE."""
+    return validate.finite_float("lim", lim, *validate.LIM_RANGE)
 
 
 def _grid_memory(n, columns):

@@ -58,7 +58,7 @@ def new_run(cfg, method, xp):
     check_size(cfg, nets)
     validate.array_library("xp", xp)
     rng = np.random.default_rng(cfg.seed)
-    params = models.init_params(nets, rng, xp, cfg.dtype)
+    params = models.init_all_params(nets, rng, xp, cfg.dtype)
     opt_dual = Adam(cfg.lr_dual) if METHODS[method].dual else None        # the adversary's
     return Run(cfg, method, nets, params, Adam(cfg.lr_primal), opt_dual, rng, xp)
 

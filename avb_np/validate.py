@@ -20,7 +20,7 @@ from .optim import Adam
 
 METHOD_NAMES = ("avb", "avb-ac", "vae")   # what each needs: avb_np.methods.METHODS
 DTYPES = ("float32", "float64")
-SCHEDULES = ("constant", "cosine")
+LR_SCHEDULES = ("constant", "cosine")
 HISTORY = ("step", "primal", "dual", "ll_step", "log_likelihood")   # a run's history, one list each
 MAX_BYTES = 8 * 2**30   # the most memory a run or an evaluation may ask for; raise it on a larger machine
 PARAM_BOUND = 1e6       # |parameter| beyond this means a run diverged: initial weights are at most about
@@ -29,7 +29,7 @@ PARAM_BOUND = 1e6       # |parameter| beyond this means a run diverged: initial 
 OUT_GAIN_MAX = 100.0    # Config.out_gain: 1 is the usual unit-variance scale, the default 0.1
 PRIOR_TERM_MAX = 100.0  # |Config.prior_term| c in T = NN + c ||z||^2: 0.5 makes it -log p(z) up to a
                         # constant, 1 is the official notebook's; beyond 100 it would swamp the network
-LIM = (1e-3, 40.0)      # the half-width of an evaluation grid: beyond 40, N(0, 1) has no mass a float64 holds
+LIM_RANGE = (1e-3, 40.0)      # the half-width of an evaluation grid: beyond 40, N(0, 1) has no mass a float64 holds
 MAX_DEPTH = 10_000      # layers of one network (hidden widths, residual blocks); the memory a
                         # network needs is checked once its layer list exists (training.check_size)
 BINARISE = ("binarise with (x > 0.5).astype(float), or dynamically with "
@@ -141,7 +141,7 @@ def same_backend(name, arrays, xp):
 
 def array_library(name, xp):
     """The numpy or cupy module itself (as returned by avb_np.backend.use)."""
-    if getattr(xp, "__name__", None) not in backend.NAMES:
+    if getattr(xp, "__name__", None) not in backend.BACKENDS:
         raise TypeError(f"{name} must be the numpy or cupy module (see avb_np.backend.use), got {xp!r}")
     return xp
 
@@ -235,7 +235,7 @@ def config(cfg, method, name="Config"):
                          "its z0(x) and scales a_i(x) read the last hidden layer")
     out["act"] = choice(f"{name}.act", cfg.act, sorted(ACTIVATIONS))
     out["dtype"] = choice(f"{name}.dtype", cfg.dtype, DTYPES)
-    out["lr_schedule"] = choice(f"{name}.lr_schedule", cfg.lr_schedule, SCHEDULES)
+    out["lr_schedule"] = choice(f"{name}.lr_schedule", cfg.lr_schedule, LR_SCHEDULES)
     out["dynamic"] = flag(f"{name}.dynamic", cfg.dynamic)
     out["lr_primal"] = positive_float(f"{name}.lr_primal", cfg.lr_primal)
     out["lr_dual"] = positive_float(f"{name}.lr_dual", cfg.lr_dual)

@@ -56,7 +56,7 @@ def check_config(cfg, name="VIConfig"):
     out["out_gain"] = validate.finite_float(f"{name}.out_gain", cfg.out_gain, 0.0, validate.OUT_GAIN_MAX)
     out["beta1"] = validate.finite_float(f"{name}.beta1", cfg.beta1, 0.0, 0.999)
     out["dtype"] = validate.choice(f"{name}.dtype", cfg.dtype, validate.DTYPES)
-    out["lr_schedule"] = validate.choice(f"{name}.lr_schedule", cfg.lr_schedule, validate.SCHEDULES)
+    out["lr_schedule"] = validate.choice(f"{name}.lr_schedule", cfg.lr_schedule, validate.LR_SCHEDULES)
     widest = max((out["adv_width"], out["eps_dim"], *out["gen_hidden"]))
     if out["batch_size"] * widest > MAX_BATCH_VALUES:
         raise ValueError(f"{name}.batch_size x the widest layer ({out['batch_size']} x {widest}) is above "

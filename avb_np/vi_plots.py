@@ -20,7 +20,7 @@ def hpd_levels(mass):
     return [m[min(np.searchsorted(cum, f), len(m) - 1)] for f in MASSES]
 
 
-def window(box, zs, pad=0.03):
+def box_window(box, zs, pad=0.03):
     """The plotted part of the (z1, z2) plane, (lo1, hi1, lo2, hi2): the target's `box`, widened
     on each side where a sample lies outside it (plus `pad` of the box's width), so that no
     sample of q is cut off. zs: a list of samples z: (S, D), D >= 2."""
@@ -63,7 +63,7 @@ def figure_2d(tgts, samples, path, kls=None, n_show=2000):
     fig, axes = plt.subplots(len(methods), len(tgts), figsize=(3.2 * len(tgts), 3.0 * len(methods)),
                              squeeze=False)
     for j, t in enumerate(tgts):
-        lim = window(t.box, [shown[m][t.name] for m in methods])
+        lim = box_window(t.box, [shown[m][t.name] for m in methods])
         for i, method in enumerate(methods):
             kl = f", KL {kls[method][t.name]:.3f}" if kls else ""
             _samples_panel(axes[i, j], t, shown[method][t.name], f"{method} on {t.name}{kl}", lim)
@@ -85,7 +85,7 @@ def figure_marginals(tgts, samples, path, n_show=2000):
     fig, axes = plt.subplots(len(tgts), 1 + len(methods), figsize=(3.2 * (1 + len(methods)), 3.0 * len(tgts)),
                              squeeze=False)
     for i, t in enumerate(tgts):
-        lim = window(t.box, [shown[m][t.name] for m in methods])
+        lim = box_window(t.box, [shown[m][t.name] for m in methods])
         mass = _exact_contours(axes[i, 0], t)
         axes[i, 0].imshow(mass.T, origin="lower", extent=t.box, aspect="auto", cmap="Blues")
         axes[i, 0].set(xlim=lim[:2], ylim=lim[2:])          # after imshow, which sets them to its extent

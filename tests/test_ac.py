@@ -27,7 +27,7 @@ def small(**changes):
 
 
 def perturbed(nets, rng, scale=0.3):
-    params = models.init_params(nets, rng, np, np.float64)
+    params = models.init_all_params(nets, rng, np, np.float64)
     for p in params.values():
         p += scale * rng.standard_normal(p.shape)
     return params
@@ -133,7 +133,7 @@ def train_ac_adversary(dual=ac_objectives.dual_terms, ignore_x=False, steps=1200
     cfg = small(adv_width=32, adv_blocks=2, batch_size=128)
     nets = methods.build_nets(cfg, "avb-ac")
     rng = np.random.default_rng(0)
-    params, opt = models.init_params(nets, rng, np, np.float64), Adam(5e-3)
+    params, opt = models.init_all_params(nets, rng, np, np.float64), Adam(5e-3)
     for t in range(steps):
         x = sample_batch(rng, toy_data(), cfg.batch_size)
         z, mu, sigma, _ = known_encoder(x, rng)

@@ -43,7 +43,7 @@ def train_adversary(dual=objectives.dual_loss, ignore_x=False, steps=800):
     nets = methods.build_nets(cfg, "avb")
     nets["enc"] = [Affine("enc.0", cfg.x_dim + cfg.eps_dim, cfg.z_dim)]   # z = x MU + eps diag(SIGMA)
     rng = np.random.default_rng(0)
-    params = models.init_params(nets, rng, np, np.float64)
+    params = models.init_all_params(nets, rng, np, np.float64)
     params["enc.0.W"], params["enc.0.b"] = np.vstack([MU, np.diag(SIGMA)]), np.zeros(2)
     adv = Adam(5e-3)
     for _ in range(steps):

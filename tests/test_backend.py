@@ -148,7 +148,7 @@ def _objective_components(rng, N=6):
     for name, method, objective in zip(OBJECTIVES, ["avb", "avb", "vae", "avb-ac", "avb-ac", "avb-ac"],
                                        ["primal", "dual", "vae", "encoder", "ac primal", "ac dual"]):
         nets = methods.build_nets(cfg, method)
-        params = models.init_params(nets, rng, np, np.float32)
+        params = models.init_all_params(nets, rng, np, np.float32)
         names = sorted(params)
 
         def fn(x, eps, z_p, *arrays, nets=nets, names=names, objective=objective):

@@ -47,7 +47,7 @@ def test_quadrature_agrees_with_monte_carlo():
     with quadrature within 5 standard errors (delta method: SE = std(p(x|z)) / (sqrt(S) mean))."""
     cfg = Config(out_gain=3.0)                      # a random decoder with far-from-uniform outputs
     nets = methods.build_nets(cfg, "vae")
-    params = models.init_params(nets, np.random.default_rng(0), np, np.float64)
+    params = models.init_all_params(nets, np.random.default_rng(0), np, np.float64)
     data = toy_data()
     exact = quadrature.log_likelihood_per_point(nets, params, data)
     z = np.random.default_rng(1).standard_normal((100_000, 2))

@@ -122,7 +122,7 @@ def test_chunked_passes_give_the_same_numbers(monkeypatch):
 def test_schedules():
     """Both schedules run from 0 to 1, strictly increasing; the sigmoid is symmetric
     (beta_t + beta_{T-t} = 1) and takes smaller steps at the ends than the linear one."""
-    for kind in ais.SCHEDULES:
+    for kind in ais.TEMPERATURE_SCHEDULES:
         b = ais.schedule(50, kind)
         assert b.shape == (51,) and b[0] == 0 and b[-1] == 1 and np.all(np.diff(b) > 0)
     b = ais.schedule(50, "sigmoid")

@@ -44,7 +44,7 @@ def test_network_backward_options_leave_out_only_what_they_name():
 def _avb(rng, dtype=np.float64):
     cfg = Config(eps_dim=3, enc_hidden=(5, 5), dec_hidden=(5,), adv_width=6, adv_blocks=1)
     nets = methods.build_nets(cfg, "avb")
-    params = models.init_params(nets, rng, np, dtype)
+    params = models.init_all_params(nets, rng, np, dtype)
     for p in params.values():
         p += (0.3 * rng.standard_normal(p.shape)).astype(dtype)
     N = 7
@@ -159,7 +159,7 @@ def test_float32_stays_float32():
     assert primal[0].dtype == dual[0].dtype == np.float32
 
     vae_nets = methods.build_nets(cfg, "vae")
-    vae_params = models.init_params(vae_nets, rng, np, np.float32)
+    vae_params = models.init_all_params(vae_nets, rng, np, np.float32)
     eps_z = rng.standard_normal((x.shape[0], cfg.z_dim)).astype(np.float32)
     _all_float32({"encode_gaussian": models.encode_gaussian(vae_nets, vae_params, x, eps_z),
                   "vae": objectives.vae_loss(vae_nets, vae_params, x, eps_z)})
