@@ -68,8 +68,8 @@ def _largest(xp, arrays):
 
 
 def _snapshot(run):
-    """Copies of everything an iteration changes (parameters and Adam moments: ~270k floats,
-    ~1 MB, for the default sizes; under 1% of an AVB iteration)."""
+    """Copies of everything an iteration changes: the parameters, both players' Adam moments, the
+    generator's state, the counters and the history's lengths (benchmarks/speed.py times it)."""
     return {"params": {k: v.copy() for k, v in run.params.items()},
             "primal": run.opt_primal.state(),
             "dual": run.opt_dual.state() if run.opt_dual else None,

@@ -59,8 +59,7 @@ assert tuple(METHODS) == validate.METHOD_NAMES
 
 def build_nets(cfg, method="avb"):
     """The layer lists of `method`: its encoder's, the decoder "dec" and, unless the method has no
-    adversary, "adv" (cfg is validated first)."""
-    validate.config(cfg, method)
+    adversary, "adv". cfg as validate.config returns it (training.new_run checks it once)."""
     nets = METHODS[method].encoder(cfg)
     nets["dec"] = models.decoder(cfg)
     if METHODS[method].dual is not None:

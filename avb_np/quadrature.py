@@ -107,8 +107,8 @@ def posterior_kl(log_post, z, lim=6.0, bins=200):
     samples. The fine cells are summed into bins x bins blocks; q's bin masses are sample
     frequencies (samples outside [-lim, lim]^2 are dropped). Binning can only lower a KL, while
     the plug-in estimate from S samples is biased upwards by about (occupied bins - 1) / (2 S):
-    the defaults, 200 x 200 bins of width 0.06 and 200k samples, keep both small (for the demo's
-    AVB run, 50 / 100 / 200 bins give 0.16 / 0.21 / 0.23 nats: q's sharp edges need fine bins).
+    the defaults, 200 x 200 bins of width 0.06 and 200k samples, keep both small. Coarser bins
+    smooth over q's sharp edges and so report a lower KL.
     """
     if not isinstance(log_post, np.ndarray) or log_post.ndim != 3 or log_post.shape[1] != log_post.shape[2]:
         raise ValueError(f"log_post must be a (K, n, n) array from log_posterior, got {getattr(log_post, 'shape', log_post)!r}")
