@@ -32,17 +32,17 @@ on Ctrl-C (which prints the command that resumes; the resumed run is bit for bit
 uninterrupted one on NumPy).
 """
 import argparse
-import importlib.util
-import json
 import math
 import os
-import shlex
 import sys
 
 import numpy as np
 
-from avb_np import (backend, checkpoint, config, data, eight_schools, evaluation, outputs, quadrature,
-                    scoring, targets, training, validate, vi)
+from avb_np import (backend, config, data, eight_schools, evaluation, outputs, quadrature, scoring, targets,
+                    training, validate, vi)
+from avb_np.cli import (checked, evaluating, load_partial, prepared, require_matplotlib, resume_command,
+                        save_partial, table, train_models, write_json)
+from avb_np.vi_config import check_config
 from avb_np.methods import METHODS
 
 # The figure modules (avb_np.plots, image_plots, vi_plots) need matplotlib: they are imported
@@ -57,22 +57,6 @@ def methods(args):
 
 
 # ----------------------------------------------------------------------------- flags
-
-def checked(name, check, parse=int):
-    """An argparse `type=`: parse the text, then check it with avb_np.validate; a bad value
-    becomes a usage error (exit code 2) that names the flag, not a traceback."""
-    def convert(text):
-        try:
-            value = parse(text)
-        except ValueError:
-            kind = "an integer" if parse is int else "a number"
-            raise argparse.ArgumentTypeError(f"{name} must be {kind}, got {text!r}") from None
-        try:
-            return check(name, value)
-        except (TypeError, ValueError) as err:
-            raise argparse.ArgumentTypeError(str(err)) from None
-    return convert
-
 
 def add_training_flags(p, default, out):
     """The flags every experiment shares; `default` is its Config, for the help text."""
@@ -133,17 +117,6 @@ def parse_args(argv, experiment="toy"):
     return args
 
 
-def resume_command(args, path, **changes):
-    """The command line that continues from `path` with the same flags (and `changes` applied)."""
-    cmd = ["python", "demo.py"] + ([] if args.experiment == "toy" else [args.experiment])
-    for key, value in {**vars(args), **changes, "resume": path}.items():
-        flag = "--" + key.replace("_", "-")
-        if key in ("experiment", "overwrite") or value is None or value is False or (key == "save_every" and not value):
-            continue
-        cmd += [flag] if value is True else [flag, f"{value:g}" if isinstance(value, float) else str(value)]
-    return shlex.join(cmd)
-
-
 # ----------------------------------------------------------------------------- training, shared
 
 def configure(cfg, args):
@@ -155,93 +128,6 @@ def configure(cfg, args):
     return cfg
 
 
-def train_models(args, cfg, train_data, xp, files, valid=None):
-    """Train (or resume) AVB, AVB+AC if --ac, and the VAE, saving OUT/checkpoint.npz as they go;
-    returns {method: Run}.
-
-    The output folder is checked first (`files` are the outputs the experiment will write): a
-    checkpoint already there is never replaced without --overwrite. Ctrl-C or SIGTERM saves and
-    prints the command that resumes (exit code 130); a divergence saves the last sane state and
-    prints the command that continues with a lower learning rate (exit code 1).
-    """
-    try:
-        path = outputs.prepare(args.out, ["checkpoint.npz", *files], resume=args.resume, overwrite=args.overwrite)
-    except outputs.OutputError as err:
-        sys.exit(f"demo.py: error: {err}")
-    runs = {}
-    if args.resume:
-        try:
-            runs = checkpoint.load(args.resume, expected_cfg=cfg, xp=xp)
-        except checkpoint.CheckpointError as err:
-            sys.exit(f"demo.py: error: {err}\nPass the flags the run was started with, or rerun without --resume.")
-        if set(runs) - set(methods(args)):                # runs not yet started are trained fresh
-            sys.exit(f"demo.py: error: the checkpoint holds the runs {sorted(runs)}, among them AVB with "
-                     "adaptive contrast; pass --ac to resume it")
-        for method, run in runs.items():
-            if run.step > cfg.steps:
-                sys.exit(f"demo.py: error: the checkpoint's {method} run is at iteration {run.step}, "
-                         f"beyond --steps {cfg.steps}; pass --steps {run.step} or more")
-        print(f"resuming from {args.resume}: " + ", ".join(f"{m} at iteration {r.step}" for m, r in runs.items()))
-    print(f"backend {backend.module_name(xp)}, {cfg.steps} iterations per model, seed {cfg.seed}")
-
-    def interrupted():                                    # train restored the last whole iteration
-        checkpoint.save(path, runs)
-        return (f"\ninterrupted: saved {path} (" + ", ".join(f"{m} at iteration {r.step}" for m, r in runs.items())
-                + f"). Resume with:\n  {resume_command(args, path)}")
-    with outputs.exit_on_interrupt(interrupted):
-        try:
-            for method in methods(args):
-                if method not in runs:
-                    runs[method] = training.new_run(cfg, method, xp)
-                run = runs[method]
-                while run.step < cfg.steps:                 # in chunks of --save-every: train
-                    chunk = cfg.steps - run.step            # continues a run exactly where it stopped
-                    if args.save_every:
-                        chunk = min(chunk, args.save_every - run.step % args.save_every)
-                    training.train(run, train_data, chunk, valid=valid)
-                    checkpoint.save(path, runs)
-        except training.DivergenceError as err:           # the run is sane again: keep it
-            checkpoint.save(path, runs)
-            print(f"{err}\nSaved {path}. Continue with a lower learning rate:\n  "
-                  f"{resume_command(args, path, **err.lower)}")
-            raise SystemExit(1)
-    return runs
-
-
-def require_matplotlib():
-    """Every experiment draws figures: without matplotlib, stop in one line before training."""
-    if importlib.util.find_spec("matplotlib") is None:
-        sys.exit('demo.py: error: the figures need matplotlib; install it with: pip install -e ".[plot]"')
-
-
-def evaluating(args):
-    """Ctrl-C or SIGTERM while scoring and drawing: exit code 130 and the command that redoes it."""
-    path = os.path.join(args.out, "checkpoint.npz")
-    return outputs.exit_on_interrupt(lambda: f"\ninterrupted during evaluation; the trained runs are saved in "
-                                             f"{path}. Evaluate them with:\n  {resume_command(args, path)}")
-
-
-def table(rows, columns):
-    """A fixed-width table: `rows` {name: {key: value}}, `columns` [(key, header)]; a missing
-    value prints as '-', a (value, se) pair as value+-se."""
-    def cell(v):
-        if isinstance(v, (tuple, list)):
-            return f"{v[0]:.3f}+-{v[1]:.3f}"
-        return f"{v:.4f}" if isinstance(v, float) else "-"
-
-    def shown(key, v):                                     # seconds to a tenth, the rest as cell()
-        return f"{v:.1f}" if key.endswith("seconds") and isinstance(v, float) else cell(v)
-    lines = [f"{'':<8}" + "".join(f"{h:>16}" for _, h in columns)]
-    lines += [f"{name:<8}" + "".join(f"{shown(k, row.get(k)):>16}" for k, _ in columns)
-              for name, row in rows.items()]
-    return "\n".join(lines)
-
-
-def write_json(out, results):
-    with open(os.path.join(out, "results.json"), "w") as f:
-        json.dump(results, f, indent=2)
-
-
 # ----------------------------------------------------------------------------- experiments
 
 TOY_FILES = ["results.json", "samples.png", "posterior.png", "curves.png"]
@@ -251,7 +137,7 @@ IMAGE_FILES = ["results.json", "images.png", "latent.png", "curves.png"]
 def toy(args, xp):
     """The paper's synthetic example: 4 one-hot 2x2 images, a 2-d latent, exact evaluation."""
     cfg = configure(config.official_toy() if args.full else config.Config(), args)
-    runs = train_models(args, cfg, data.toy_data(), xp, TOY_FILES)
+    runs = train_models(args, cfg, methods(args), data.toy_data(), xp, TOY_FILES)
     with evaluating(args):
         return report(runs, data.toy_data(), cfg, args.out)
 
@@ -297,7 +183,7 @@ def images(args, xp):
     cfg = configure(cfg, args)
     print(f"{dataset.name}: {len(dataset.train)} training, {len(dataset.valid)} validation and "
           f"{len(dataset.test)} test images of {dataset.image_shape[0]}x{dataset.image_shape[1]}; z_dim {cfg.z_dim}")
-    runs = train_models(args, cfg, dataset.train, xp, IMAGE_FILES, valid=dataset.valid)
+    runs = train_models(args, cfg, methods(args), dataset.train, xp, IMAGE_FILES, valid=dataset.valid)
     with evaluating(args):
         return report_images(runs, dataset, cfg, args)
 
@@ -339,6 +225,9 @@ VI_TARGETS = {"banana": targets.banana, "mixture": targets.mixture, "ring": targ
               "eight_schools": eight_schools.eight_schools, "eight_schools_mirror": eight_schools.eight_schools_mirror}
 
 
+VI_FILES = ["vi_partial.json", "vi_results.json", "vi_2d.png", "vi_schools.png"]   # the first: fits so far
+
+
 def add_vi_arguments(p):
     """The flags of `python demo.py vi`."""
     d = vi.VIConfig()
@@ -354,6 +243,10 @@ def add_vi_arguments(p):
     p.add_argument("--adv-blocks", type=checked("adv_blocks", validate.non_negative_int), default=d.adv_blocks,
                    help=f"adversary residual blocks (default {d.adv_blocks}; official 5)")
     p.add_argument("--out", default="avb_out/vi", help="output folder (default avb_out/vi)")
+    p.add_argument("--resume", metavar="PATH", default=None, type=checked("resume", validate.path, str),
+                   help="continue an interrupted run from the fits saved in PATH (OUT/vi_partial.json); "
+                        "the other flags must match")
+    p.add_argument("--overwrite", action="store_true", help="replace the outputs of an earlier run in --out")
 
 
 def vi_table(results):
@@ -390,27 +283,43 @@ def vi_experiment(args, xp):
     for m in methods:
         if m not in vi.VI_METHODS:
             sys.exit(f"demo.py vi: error: --methods must be among {', '.join(vi.VI_METHODS)}, got {m!r}")
-    cfg = vi.VIConfig(steps=args.steps, adv_width=args.adv_width, adv_blocks=args.adv_blocks)
-    os.makedirs(args.out, exist_ok=True)
+    try:
+        cfg = check_config(vi.VIConfig(steps=args.steps, adv_width=args.adv_width, adv_blocks=args.adv_blocks))
+    except (TypeError, ValueError) as err:                         # e.g. a width too large for memory
+        sys.exit(f"demo.py vi: error: {err}")
+    partial = prepared(args, VI_FILES)                             # outputs checked, folder claimed
+    flags = {k: getattr(args, k) for k in ("steps", "seed", "targets", "methods", "adv_width", "adv_blocks")}
+    saved = load_partial(args.resume, flags) if args.resume else {"results": {}, "draws": {}}
     built = {name: VI_TARGETS[name]() for name in names}            # exact answers computed here
     results, draws = {}, {m: {} for m in methods}
-    for i, (name, target) in enumerate(built.items()):
-        results[name] = {"log_Z": target.log_Z, "exact": target.exact, "methods": {}}
-        for j, method in enumerate(methods):
-            rng = np.random.default_rng([args.seed, i, j])          # one stream per (target, method)
-            try:
-                fit = vi.fit(target.log_density, target.dim, method, cfg, rng, name=name)
-            except training.DivergenceError as err:
-                print(f"{name} {method}: {err}")
-                continue
-            results[name]["methods"][method] = vi.compare(fit, target, rng)
-            draws[method][name] = vi.samples(fit, 2000, rng)
-            r = results[name]["methods"][method]
-            print(f"{name} {method}: KL {r['kl']:.3f}  ELBO {r['elbo']:.3f}  (log Z {target.log_Z:.3f})  {r['seconds']:.1f} s")
+    done = {(n, m) for n, r in saved["results"].items() for m in r["methods"]}
+
+    def interrupted():                                             # the finished fits are kept
+        save_partial(partial, flags, results, draws)
+        return (f"\ninterrupted: saved the finished fits ({len(done)}) in {partial}. Resume with:\n  "
+                f"{resume_command(args, partial)}")
+    with outputs.exit_on_interrupt(interrupted):
+        for i, (name, target) in enumerate(built.items()):
+            results[name] = {"log_Z": target.log_Z, "exact": target.exact, "methods": {}}
+            for j, method in enumerate(methods):
+                if (name, method) in done:                         # fitted before the interrupt
+                    results[name]["methods"][method] = saved["results"][name]["methods"][method]
+                    draws[method][name] = np.array(saved["draws"][method][name])
+                    continue
+                rng = np.random.default_rng([args.seed, i, j])      # one stream per (target, method)
+                try:
+                    fit = vi.fit(target.log_density, target.dim, method, cfg, rng, name=name)
+                except training.DivergenceError as err:
+                    print(f"{name} {method}: {err}")
+                    continue
+                results[name]["methods"][method] = vi.compare(fit, target, rng)
+                draws[method][name] = vi.samples(fit, 2000, rng)
+                done.add((name, method))
+                r = results[name]["methods"][method]
+                print(f"{name} {method}: KL {r['kl']:.3f}  ELBO {r['elbo']:.3f}  (log Z {target.log_Z:.3f})  {r['seconds']:.1f} s")
     print(vi_table(results))
     results["config"] = vars(cfg) | {"seed": args.seed}
-    with open(os.path.join(args.out, "vi_results.json"), "w") as f:
-        json.dump(results, f, indent=2, default=list)
+    write_json(args.out, results, "vi_results.json")
     from avb_np import vi_plots                            # needs matplotlib (require_matplotlib)
     for file, kind in (("vi_2d.png", 2), ("vi_schools.png", 10)):
         tgts = [t for t in built.values() if t.dim == kind]
@@ -421,6 +330,8 @@ def vi_experiment(args, xp):
                 vi_plots.figure_2d(tgts, done, os.path.join(args.out, file), kls)
             else:
                 vi_plots.figure_marginals(tgts, done, os.path.join(args.out, file))
+    if os.path.exists(partial):                                    # complete now: the partial save is spent
+        os.unlink(partial)
     print(f"wrote vi_results.json and figures to {args.out}/")
     return results
 

@@ -38,6 +38,7 @@ from .backend import to_host
 from .config import FIXED, Config
 from .methods import METHODS, build_nets
 from .optim import Adam
+from .outputs import alive
 from .training import PLAYERS, Run
 
 FORMAT = "avb_np checkpoint 1"
@@ -103,19 +104,9 @@ def _remove_stale_temporaries(folder, base):
     with contextlib.suppress(OSError):
         for name in os.listdir(folder):
             pid = name[len(base) + 1:].split(".")[0]
-            if name.startswith(base + ".") and name.endswith(".tmp") and pid.isdigit() and not _alive(int(pid)):
+            if name.startswith(base + ".") and name.endswith(".tmp") and pid.isdigit() and not alive(int(pid)):
                 with contextlib.suppress(OSError):
                     os.unlink(os.path.join(folder, name))
-
-
-def _alive(pid):
-    try:
-        os.kill(pid, 0)                           # signal 0: only asks whether the process exists
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):      # someone else's process; a number beyond pids
-        return True
-    return True
 
 
 def _text(obj):

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from avb_np import checkpoint, training
+from avb_np import checkpoint, training, vi
 from avb_np.config import Config
 from avb_np.data import toy_data
 from common import assert_same_state, interrupt_dual_loss
@@ -97,7 +97,7 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes_exactly(tmp_path, monkeypatch, c
     command = capsys.readouterr().out.strip().splitlines()[-1].strip()
     saved = out / "checkpoint.npz"
     assert command == f"python demo.py --steps 6 --seed 0 --out {out} --resume {saved}"
-    assert {m: r.step for m, r in checkpoint.load(saved).items()} == {"avb": 3}
+    assert {m: r.step for m, r in checkpoint.load(saved).items()} == {"avb": 3, "vae": 0}   # all created first
     monkeypatch.setattr(training, "dual_loss", dual_loss)                  # no more interrupts
 
     with pytest.raises(SystemExit) as info:               # other flags than the saved run's
@@ -200,6 +200,42 @@ def test_vi_demo(tmp_path, capsys, monkeypatch):
     with pytest.raises(SystemExit) as info:
         demo.main(["vi", "--targets", "donut", "--out", str(out)])
     assert "donut" in str(info.value.code)
+
+
+def test_vi_demo_refuses_to_replace_and_resumes_after_an_interrupt(tmp_path, capsys, monkeypatch):
+    """A second `demo.py vi` into the same folder is refused (vi_results.json is there) unless
+    --overwrite. Ctrl-C in the second of two fits saves the finished one in vi_partial.json
+    and prints the command that resumes (exit code 130); that command finishes the rest, and its
+    numbers equal an uninterrupted run's exactly (each fit has its own random stream)."""
+    flags = ["vi", "--steps", "20", "--targets", "ring", "--methods", "meanfield,avb"]
+    monkeypatch.setattr("avb_np.vi_plots.figure_2d", lambda *a, **k: None)   # figures: tested above
+    whole = demo.main(flags + ["--out", str(tmp_path / "whole")])
+    with pytest.raises(SystemExit) as info:
+        demo.main(flags + ["--out", str(tmp_path / "whole")])
+    assert "vi_results.json" in str(info.value.code) and "--overwrite" in str(info.value.code)
+    calls, fit = [], vi.fit
+
+    def interrupting(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return fit(*args, **kwargs)
+    monkeypatch.setattr(vi, "fit", interrupting)
+    out = tmp_path / "cut"
+    with pytest.raises(SystemExit) as info:
+        demo.main(flags + ["--out", str(out)])
+    assert info.value.code == 130
+    printed = capsys.readouterr().out
+    command = printed.strip().splitlines()[-1].strip()
+    assert "saved the finished fits (1)" in printed and command.endswith(f"--resume {out / 'vi_partial.json'}")
+    monkeypatch.setattr(vi, "fit", fit)
+    resumed = demo.main(shlex.split(command)[2:])
+    assert not (out / "vi_partial.json").exists()
+    for target in ("ring",):
+        for method in ("meanfield", "avb"):
+            a, b = whole[target]["methods"][method], resumed[target]["methods"][method]
+            assert {k: v for k, v in a.items() if k != "seconds"} == {k: v for k, v in b.items() if k != "seconds"}
+
 
 
 def test_a_saved_run_is_never_overwritten_unasked(tmp_path, monkeypatch):

@@ -28,7 +28,7 @@ def refused(call, *words, error=outputs.OutputError):
 def test_a_fresh_folder_is_created_and_the_checkpoint_path_returned(tmp_path):
     out = tmp_path / "a" / "b"
     assert outputs.prepare(out, FILES) == str(out / "checkpoint.npz")
-    assert out.is_dir() and os.listdir(out) == []                # the write test left nothing behind
+    assert out.is_dir() and os.listdir(out) == [outputs.LOCK]    # the claim; the write test left nothing
 
 
 def test_bad_locations_are_found_before_training(tmp_path, monkeypatch):
@@ -48,6 +48,7 @@ def test_bad_locations_are_found_before_training(tmp_path, monkeypatch):
     (tmp_path / "out" / "curves.png").write_bytes(b"")
     refused(lambda: outputs.prepare(tmp_path / "out", FILES), "curves.png' is read-only")
     monkeypatch.undo()
+    os.remove(tmp_path / "out" / "curves.png")
 
     def no_room(*args, **kwargs):                             # a read-only folder, as any user sees it
         raise PermissionError(13, "Permission denied")
@@ -92,14 +93,17 @@ def test_bad_arguments_are_named(tmp_path):
     refused(lambda: outputs.exit_on_interrupt("text").__enter__(), "message must be a function", error=TypeError)
 
 
-def test_sigterm_raises_keyboard_interrupt_inside_and_the_old_handler_comes_back():
-    before = signal.getsignal(signal.SIGTERM)
-    with pytest.raises(KeyboardInterrupt, match="SIGTERM"):
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGHUP"])
+def test_sigterm_raises_keyboard_interrupt_inside_and_the_old_handler_comes_back(name):
+    """SIGTERM (kill) and SIGHUP (a closed terminal) act as Ctrl-C inside the block."""
+    sig = getattr(signal, name)
+    before = signal.getsignal(sig)
+    with pytest.raises(KeyboardInterrupt, match=name):
         with outputs.sigterm_as_ctrl_c():
-            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), sig)
             for _ in range(10**6):                             # the handler runs between bytecodes
                 pass
-    assert signal.getsignal(signal.SIGTERM) is before
+    assert signal.getsignal(sig) is before
 
 
 def test_exit_on_interrupt_prints_the_message_and_exits_130(capsys):
@@ -150,3 +154,31 @@ def test_sigterm_during_training_saves_the_run(tmp_path):
     run = checkpoint.load(tmp_path / "checkpoint.npz")["avb"]
     assert run.step >= 5 and len(run.history["step"]) == run.step
     training.train(run, np.eye(4), 2)                          # and it trains on
+
+
+def test_no_earlier_output_is_replaced_without_overwrite(tmp_path):
+    """results.json or a figure left by an earlier run (with no checkpoint beside it) is refused,
+    naming the files and --overwrite; --overwrite, or resuming the checkpoint in that folder,
+    allows writing them again."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "results.json").write_text("{}")
+    (out / "curves.png").write_bytes(b"png")
+    refused(lambda: outputs.prepare(out, FILES), "already holds results.json, curves.png", "--overwrite")
+    assert outputs.prepare(out, FILES, overwrite=True) == str(out / "checkpoint.npz")
+    (out / "checkpoint.npz").write_bytes(b"x")
+    assert outputs.prepare(out, FILES, resume=out / "checkpoint.npz") == str(out / "checkpoint.npz")
+
+
+def test_a_second_run_into_the_same_folder_is_refused(tmp_path):
+    """The folder is claimed by a lock file with the process id: a live other process's claim
+    (here the parent's) stops a second run with a message naming it; a claim left by a process
+    that is gone is taken over; this process's own claim is kept."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / outputs.LOCK).write_text(str(os.getppid()))
+    refused(lambda: outputs.prepare(out, FILES), f"another run (process {os.getppid()})", "choose another --out")
+    (out / outputs.LOCK).write_text("999999999")                   # no such process
+    assert outputs.prepare(out, FILES) == str(out / "checkpoint.npz")
+    assert (out / outputs.LOCK).read_text() == str(os.getpid())
+    assert outputs.prepare(out, FILES, overwrite=True) == str(out / "checkpoint.npz")
