@@ -225,13 +225,15 @@ def train(run, data, steps, log=print, valid=None, draws="host"):
             t0 = time.perf_counter()
             primal, dual = guard.read(*iteration(run, draws, guard))   # floats: one transfer
             run.seconds += time.perf_counter() - t0
+            ll = None                                      # before the iteration counts as done, so that
+            if track is not None and cfg.eval_every and (run.step + 1) % cfg.eval_every == 0:   # Ctrl-C here
+                with guard.blaming(guard.mover, "the exact log-likelihood raised"):        # redoes it whole
+                    ll = quadrature.log_likelihood(run.nets, run.params, track, n=100)   # exact, coarse grid
             run.step += 1
             hist["step"].append(run.step)
             hist["primal"].append(primal)
             hist["dual"].append(dual)
-            if track is not None and cfg.eval_every and run.step % cfg.eval_every == 0:
-                with guard.blaming(guard.mover, "the exact log-likelihood raised"):
-                    ll = quadrature.log_likelihood(run.nets, run.params, track, n=100)   # exact, coarse grid
+            if ll is not None:
                 hist["ll_step"].append(run.step)
                 hist["log_likelihood"].append(ll)
             if log and cfg.log_every and (run.step % cfg.log_every == 0 or run.step == last):

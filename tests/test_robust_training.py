@@ -206,6 +206,28 @@ def test_ctrl_c_mid_iteration_restores_the_last_whole_iteration(monkeypatch):
     assert_same_state(training.train(run, toy_data(), 3), training.train(reference, toy_data(), 3))
 
 
+def test_ctrl_c_during_the_log_likelihood_redoes_the_whole_iteration(monkeypatch):
+    """Ctrl-C while iteration 4's exact log-likelihood is computed (eval_every=2) leaves the run
+    at the end of iteration 3; continued, it equals an uninterrupted run bit for bit, history
+    (with the log-likelihood of iteration 4) included."""
+    calls, exact = [], quadrature.log_likelihood
+
+    def interrupted_at_the_second(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return exact(*args, **kwargs)
+    monkeypatch.setattr(quadrature, "log_likelihood", interrupted_at_the_second)
+    run = training.new_run(tiny(), "avb", np)
+    with pytest.raises(training.Interrupted, match="during iteration 4.*end of iteration 3"):
+        training.train(run, toy_data(), 6)
+    monkeypatch.undo()
+    assert run.step == 3 and run.history["ll_step"] == [2]
+    training.train(run, toy_data(), 3)
+    assert_same_state(run, trained(tiny(), "avb", 6))
+    assert run.history["ll_step"] == [2, 4, 6]
+
+
 def test_ctrl_c_between_iterations_keeps_the_whole_iteration():
     """Ctrl-C while iteration 3 is being logged (it is complete) keeps it: the run stays at
     iteration 3, equal to a run trained 3 iterations, and Interrupted says so."""
