@@ -155,8 +155,9 @@ class Guard:
         checks, self.pending, xp = self.pending, [], self.xp
         if not checks and not values:
             return ()
-        host = to_host(xp.concatenate([c[0].astype(np.float64) for c in checks] +
-                                      [xp.reshape(xp.asarray(v, dtype=np.float64), (1,)) for v in values]))
+        losses = [xp.full((1,), v, dtype=np.float64) if isinstance(v, float)      # a Python float (the VAE's
+                  else xp.reshape(xp.asarray(v, dtype=np.float64), (1,)) for v in values]   # dual) is not copied over
+        host = to_host(xp.concatenate([c[0].astype(np.float64) for c in checks] + losses))
         ratios, values = host[:len(checks)], tuple(float(v) for v in host[len(checks):])
         if np.all(ratios <= 1):                            # NaN fails
             return values
@@ -257,6 +258,9 @@ class Guard:
         self._restore(iteration)
         lr, name = getattr(run, f"opt_{player}").lr, self.lr_names[player]
         lower = lr / 10 if iteration <= 100 else lr / 2    # far off if it breaks a model this young
+        default = getattr(type(run.cfg)(), name, None)     # the configuration's default rate: from far
+        if isinstance(default, float) and lower > default:  # above it, go there in one rerun
+            lower = default
         scale = lr_scale(run.cfg, iteration - 1)
         scaled = f" (times {scale:.3g} by the {run.cfg.lr_schedule} schedule)" if scale != 1 else ""
         message = (f"{run.method.upper()} training diverged at iteration {iteration}: {cause}. The run was "
