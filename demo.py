@@ -308,7 +308,7 @@ def vi_experiment(args, xp):
                     continue
                 rng = np.random.default_rng([args.seed, i, j])      # one stream per (target, method)
                 try:
-                    fit = vi.fit(target.log_density, target.dim, method, cfg, rng, name=name)
+                    fit = vi.fit(target.log_density, target.dim, method, cfg, rng, xp, name=name)
                 except training.DivergenceError as err:
                     print(f"{name} {method}: {err}")
                     continue

@@ -152,6 +152,7 @@ def _anneal(nets, params, data, proposal, z_star, rng, n_temps, n_chains, n_leap
         state = (z, *target(z))
         eps = xp.full((len(ks), 1), step_size, dtype=dtype)             # (P, 1) step per data point
         lw = xp.zeros(len(rows), dtype=np.float64)                      # (R,) log w, accumulated in float64
+        accepted = []                                                   # mean acceptance per temperature, on the device
         for t in range(1, T + 1):
             lw += float(betas[t] - betas[t - 1]) * (state[1] - state[3])     # log f_t(z) - log f_{t-1}(z)
             if t == T:
@@ -164,10 +165,11 @@ def _anneal(nets, params, data, proposal, z_star, rng, n_temps, n_chains, n_leap
             grow = xp.where(rate > target_accept + 0.05, 1.1,             # multiplicative adaptation
                             xp.where(rate < target_accept - 0.05, 1 / 1.1, 1.0))
             eps = eps * grow.astype(dtype)
-            rates.append(float(rate.mean()))
+            accepted.append(rate.mean())                                # read once per batch: no sync per step
             if log and (t % max(1, T // 10) == 0):
                 log(f"AIS {'reverse' if reverse else 'forward'}: points {ks[0]}-{ks[-1]}, temperature "
-                    f"{t}/{T}, beta {betas[t]:.4f}, acceptance {rates[-1]:.2f}")
+                    f"{t}/{T}, beta {betas[t]:.4f}, acceptance {float(accepted[-1]):.2f}")
+        rates += to_host(xp.stack(accepted)).tolist() if accepted else []
         log_w[ks] = to_host(lw).reshape(len(ks), C)
         eps_out[ks] = to_host(eps)[:, 0]
     info = {"accept_rate": float(np.mean(rates)) if rates else math.nan, "step_size": eps_out}

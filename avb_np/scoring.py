@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from . import ais, backend, evaluation, likelihood, quadrature, validate
+from . import ais, evaluation, likelihood, quadrature, validate
 from .methods import METHODS
 
 AIS_TEMPS, AIS_CHAINS = 200, 8   # twice ais.ais's defaults each: on held-out digits AVB's posteriors
@@ -30,7 +30,7 @@ def score(run, data, rng, n_temps=AIS_TEMPS, n_chains=AIS_CHAINS, n_is=IS_SAMPLE
     randomness from the NumPy generator rng. log: called with progress lines (AIS is the long part).
     """
     data = validate.binary_data("data", data, run.cfg.x_dim).astype(np.float64)
-    params = backend.host_params(run.params)
+    params = {k: v.astype(np.float64) for k, v in run.params.items()}   # float64, on the run's device
     t0 = time.perf_counter()
     z = evaluation.sample_q(run, data, validate.positive_int("n_q", n_q), rng)   # (K, S, Dz)
     if METHODS[run.method].contrast:               # the encoder's own moments start AIS and IS
