@@ -1,4 +1,5 @@
-"""The backend module (NumPy path here), and NumPy/CuPy parity where a GPU is visible."""
+"""The backend module (NumPy path here), and NumPy/CuPy parity: on the strict CuPy stand-in
+(tests/strict_cupy.py) always, and on CuPy where a GPU is visible."""
 import re
 from pathlib import Path
 
@@ -187,15 +188,20 @@ def test_parity_list_covers_the_gradcheck_suite():
     assert np.abs(h @ W1 + b1).min() >= 1e-3
 
 
+@pytest.mark.parametrize("device", ["stand-in", "cupy"])
 @pytest.mark.parametrize("name", sorted(PARITY))
-def test_cupy_matches_numpy(name):
+def test_cupy_matches_numpy(name, device, request):
     """float32 outputs and gradients agree between NumPy and CuPy to rtol 1e-5, atol 1e-6
     (float32 eps is 1.2e-7; GPU exp/log and summation order differ by a few ulps); whole
-    objectives, which chain a dozen layers, to rtol 1e-4, atol 1e-5."""
-    try:
-        cp = backend.load("cupy")
-    except backend.BackendError as reason:
-        pytest.skip(str(reason))
+    objectives, which chain a dozen layers, to rtol 1e-4, atol 1e-5. On the strict stand-in
+    (tests/strict_cupy.py, no GPU needed) each component must also keep to device arrays."""
+    if device == "stand-in":
+        cp = request.getfixturevalue("strict_cupy_module")
+    else:
+        try:
+            cp = backend.load("cupy")
+        except backend.BackendError as reason:
+            pytest.skip(str(reason))
     fn, inputs = PARITY[name]
     on_host = fn(*inputs)
     on_device = fn(*(backend.to_device(a, cp) for a in inputs))

@@ -233,9 +233,10 @@ def test_cupy_without_gpu_from_the_shell():
 # ----------------------------------------------------------------------------- CuPy's namespace
 
 def names_used():
-    """Every `xp.NAME` (and `xp.random.NAME`) the package and demo.py call, read from the source."""
+    """Every `xp.NAME`, `array_module(...).NAME` (and `xp.random.NAME`) the package and demo.py
+    call, read from the source."""
     text = "\n".join(p.read_text() for p in [*sorted((ROOT / "avb_np").glob("*.py")), ROOT / "demo.py"])
-    names = set(re.findall(r"\bxp\.([A-Za-z_]\w*)", text)) - {"__name__"}
+    names = set(re.findall(r"(?:\bxp|\barray_module\([^()]*\))\.([A-Za-z_]\w*)", text)) - {"__name__"}
     return names, set(re.findall(r"\bxp\.random\.([A-Za-z_]\w*)", text))
 
 
