@@ -107,7 +107,8 @@ def parse_args(argv, experiment="toy"):
         p.add_argument("--n-test", type=checked("n_test", validate.positive_int), default=None,
                        help="score only the first N test images (default: all)")
     if experiment == "mnist":
-        p.add_argument("--data-dir", required=True, help="folder holding the MNIST files (or to download them into)")
+        p.add_argument("--data-dir", required=True, type=checked("data_dir", validate.path, str),
+                       help="folder holding the MNIST files (or to download them into)")
         p.add_argument("--download", action="store_true", help="download missing files into --data-dir, checked against checksums")
         p.add_argument("--source", choices=("idx", "amat"), default="idx",
                        help="idx: the MNIST IDX files, binarised dynamically (default); "
@@ -177,10 +178,17 @@ def images(args, xp):
         else:
             name = "mnist" if args.source == "idx" else "binarized_mnist"
             dataset, cfg = data.load(name, args.data_dir, args.download), config.mnist(args.z_dim)
-    except (data.mnist.DataError, ImportError) as err:
+    except (data.mnist.DataError, ImportError, OSError) as err:
         sys.exit(f"demo.py: error: {err}")
     cfg.dynamic = dataset.dynamic
     cfg = configure(cfg, args)
+    n_test = len(dataset.test[:args.n_test])
+    chains = args.ais_chains or scoring.AIS_CHAINS                # AIS keeps every chain's state: check
+    try:                                                          # its memory before training, not after
+        validate.memory("--ais-chains", chains, 8 * n_test * chains * (8 * cfg.z_dim + 2 * cfg.x_dim),
+                        f"AIS with {chains} chains for each of {n_test} test images")
+    except ValueError as err:
+        sys.exit(f"demo.py: error: {err}; lower --ais-chains or --n-test")
     print(f"{dataset.name}: {len(dataset.train)} training, {len(dataset.valid)} validation and "
           f"{len(dataset.test)} test images of {dataset.image_shape[0]}x{dataset.image_shape[1]}; z_dim {cfg.z_dim}")
     runs = train_models(args, cfg, methods(args), dataset.train, xp, IMAGE_FILES, valid=dataset.valid)
@@ -342,6 +350,9 @@ EXPERIMENTS = {"toy": toy, "digits": images, "mnist": images, "vi": vi_experimen
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     experiment = argv.pop(0) if argv and argv[0] in EXPERIMENTS else "toy"
+    late = [a for a in argv if a in EXPERIMENTS]
+    if late:                                              # `demo.py --steps 2 digits`
+        sys.exit(f"demo.py: error: the experiment comes first: python demo.py {late[0]} {' '.join(a for a in argv if a != late[0])}")
     args = parse_args(argv, experiment)                   # --help ends here, matplotlib or not
     require_matplotlib()
     try:

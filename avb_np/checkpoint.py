@@ -24,6 +24,7 @@ not expand to gigabytes), and checks the run it rebuilds like `train` does (trai
 finite parameters, sane counters, optimiser state that fits). Every problem is a CheckpointError.
 """
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -67,7 +68,7 @@ def save(path, runs):
         arrays.update(_pack(name, run))
     target = os.path.realpath(path)               # through a symbolic link: keep the link
     folder, base = os.path.split(target)
-    tmp = None
+    tmp, renamed = None, False
     try:
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=f"{base}.{os.getpid()}.", suffix=".tmp")
         umask = os.umask(0)
@@ -78,7 +79,7 @@ def save(path, runs):
             f.flush()
             os.fsync(f.fileno())                  # the bytes are on disk before the rename
         os.replace(tmp, target)                   # atomic: readers see the old file or the new one
-        tmp = None
+        tmp, renamed = None, True
         if hasattr(os, "O_DIRECTORY"):            # POSIX: make the rename itself durable
             fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
             try:
@@ -86,6 +87,9 @@ def save(path, runs):
             finally:
                 os.close(fd)
     except OSError as err:                        # a full disk, a read-only or missing folder, ...
+        if renamed:                               # the new file is in place: only its durability is in doubt
+            raise OSError(err.errno, f"saved checkpoint {path!r}, but syncing its folder failed: "
+                                     f"{err.strerror or err}; the new file may not survive a power loss") from None
         raise OSError(err.errno, f"cannot save checkpoint {path!r}: {err.strerror or err}; a checkpoint "
                                  "already there is unchanged") from None
     finally:                                      # Ctrl-C and errors alike: no temporary file stays
@@ -242,10 +246,11 @@ def _unpack(path, zf, entries, name, expected_cfg, xp):
         raise CheckpointError(f"{where} has no usable configuration ({type(err).__name__}: {err}). "
                               "Load an earlier checkpoint or start a new run.") from None
     cfg = saved
-    if expected_cfg is not None:
-        cfg = validate.config(expected_cfg, method, "expected_cfg")    # the caller's argument
+    if expected_cfg is not None:                                       # the caller's argument, with the
+        cfg = validate.config(expected_cfg, method, "expected_cfg")    # fields the method uses as saved
+        cfg = dataclasses.replace(cfg, **{k: getattr(saved, k) for k in METHODS[method].ignores})
         diff = [f"{k}: checkpoint {getattr(saved, k)!r} vs expected {getattr(cfg, k)!r}"
-                for k in MUST_MATCH if getattr(saved, k) != getattr(cfg, k)]
+                for k in MUST_MATCH if getattr(saved, k) != getattr(cfg, k) and k not in METHODS[method].ignores]
         if diff:
             raise CheckpointError(f"{where} was saved with a different configuration: " + "; ".join(diff))
     nets = build_nets(cfg, method)

@@ -10,7 +10,7 @@ import os
 import shlex
 import sys
 
-from . import backend, checkpoint, methods, network, outputs, training
+from . import backend, checkpoint, methods, network, outputs, training, validate
 
 FIGURE_BYTES = 2**21    # room asked for each figure and results file (they are a few hundred kB)
 
@@ -70,6 +70,12 @@ def train_models(args, cfg, models, train_data, xp, files, valid=None):
     code 130); a divergence saves the last sane state and prints the command that continues with
     a lower learning rate (exit code 1).
     """
+    try:                                                  # sizes first: a network too large for memory
+        for method in models:                             # stops here, before anything is written
+            checked_cfg = validate.config(cfg, method)
+            training.check_size(checked_cfg, methods.build_nets(checked_cfg, method))
+    except (TypeError, ValueError) as err:
+        sys.exit(f"demo.py: error: {err}")
     path = prepared(args, ["checkpoint.npz", *files], need_bytes=output_bytes(cfg, models))
     runs = {}
     if args.resume:

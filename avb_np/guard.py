@@ -258,6 +258,9 @@ class Guard:
         self._restore(iteration)
         lr, name = getattr(run, f"opt_{player}").lr, self.lr_names[player]
         lower = lr / 10 if iteration <= 100 else lr / 2    # far off if it breaks a model this young
+        default = getattr(type(run.cfg)(), name, None)     # the configuration's default rate: from far
+        if isinstance(default, float) and lower > default:  # above it, go there in one rerun
+            lower = default
         scale = lr_scale(run.cfg, iteration - 1)
         scaled = f" (times {scale:.3g} by the {run.cfg.lr_schedule} schedule)" if scale != 1 else ""
         message = (f"{run.method.upper()} training diverged at iteration {iteration}: {cause}. The run was "

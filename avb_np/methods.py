@@ -26,6 +26,7 @@ class Method:
     kl: Optional[Callable]     # (nets, params, x, z, moments, prior_term) -> (N,): the adversary's KL estimate
                                # per sample, KL = E_q[kl]; None: KL(q(z|x) || p(z)) in closed form (the VAE)
     contrast: bool = False     # the adversary sees standardised samples: needs q's moments (mu(x), sigma(x))
+    ignores: tuple = ()        # Config fields this method does not use (a checkpoint need not match them)
 
 
 def _adversary_kl(nets, params, x, z, moments, prior_term):
@@ -48,11 +49,13 @@ def _vae_primal(nets, params, x, eps, prior_term):
 
 METHODS = {
     "avb": Method("avb", "AVB", models.sampler_encoder, lambda cfg: cfg.eps_dim,
-                  models.encode, objectives.primal_loss, objectives.dual_loss, _adversary_kl),
+                  models.encode, objectives.primal_loss, objectives.dual_loss, _adversary_kl,
+                  ignores=("n_bases", "basis_hidden")),
     "avb-ac": Method("avb-ac", "AVB+AC", ac.build, ac.noise_width,
                      ac.encode, ac_objectives.primal_loss, ac_objectives.dual_loss, _contrast_kl, contrast=True),
     "vae": Method("vae", "VAE", models.gaussian_encoder, lambda cfg: cfg.z_dim,
-                  models.encode_gaussian, _vae_primal, None, None),
+                  models.encode_gaussian, _vae_primal, None, None,
+                  ignores=("eps_dim", "n_bases", "basis_hidden", "adv_width", "adv_blocks", "prior_term")),
 }
 assert tuple(METHODS) == validate.METHOD_NAMES
 

@@ -69,6 +69,12 @@ def load_mnist(data_dir, download=False, source="idx", files=None, n_valid=None)
     if not isinstance(data_dir, (str, os.PathLike)):
         raise TypeError(f"data_dir must be the folder holding the MNIST files (a str or path), "
                         f"got {data_dir!r}")
+    folder = os.fspath(data_dir)
+    if not folder:
+        raise DataError("data_dir is empty: pass the folder holding the MNIST files (demo.py: --data-dir DIR)")
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise DataError(f"data_dir {folder!r} is a file, not a folder: pass the folder that holds the MNIST "
+                        "files (or that --download should fill)")
 
     def raw(name):
         return read_verified(name, data_dir, download, files)
@@ -152,6 +158,8 @@ def read_verified(name, data_dir, download=False, files=None):
     """
     files = FILES if files is None else files      # looked up at call time, so FILES can be swapped
     entry, path = files[name], os.path.join(os.fspath(data_dir), name)
+    if os.path.isdir(path):
+        raise DataError(f"{path} is a folder, not the file {name}; move it away and put the file there")
     if not os.path.exists(path):
         if not download:
             raise DataError(f"{name} is missing: put a copy ({entry.size:,} bytes, {entry.algorithm} "
@@ -178,7 +186,12 @@ def _check(raw, entry):
 
 def _download(name, entry, path):
     """Fetch `name` from each mirror in turn; keep the first copy whose size and digest match."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+    try:                                           # a read-only place fails here, before any download
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tempfile.TemporaryFile(dir=os.path.dirname(path)).close()
+    except OSError as err:
+        raise DataError(f"cannot download {name} into {os.path.dirname(path)!r}: {err.strerror or err}; "
+                        "choose a writable --data-dir") from None
     problems = []
     for mirror in entry.mirrors:
         url = mirror + name

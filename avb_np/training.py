@@ -80,8 +80,9 @@ def check_size(cfg, nets, name="Config"):
     per_row = sum((layer.n_in + layer.n_out if isinstance(layer, Affine) else 4 * layer.width)
                   * (cfg.n_bases if key == "enc_v" else 1)            # the basis net sees m rows per row
                   for key, net in nets.items() for layer in net if isinstance(layer, (Affine, Residual)))
+    bases = f" with {name}.n_bases={cfg.n_bases} basis rows per row" if "enc_v" in nets else ""
     validate.memory(f"{name}.batch_size", cfg.batch_size, 2 * cfg.batch_size * per_row * itemsize,
-                    f"one step's activations (2 x {cfg.batch_size} rows x {per_row} values of {cfg.dtype})")
+                    f"one step's activations (2 x {cfg.batch_size} rows x {per_row} values of {cfg.dtype}{bases})")
 
 
 def check_run(run, name="run"):
@@ -96,7 +97,7 @@ def check_run(run, name="run"):
     method = validate.choice(f"{name}.method", run.method, validate.METHOD_NAMES)
     cfg = validate.config(run.cfg, method, f"{name}.cfg")
     changed = [f"{k} from {run.applied.get(k)!r} to {getattr(cfg, k)!r}" for k in FIXED
-               if getattr(cfg, k) != run.applied.get(k)]
+               if getattr(cfg, k) != run.applied.get(k) and k not in METHODS[method].ignores]
     if changed:
         raise ValueError(f"{name}.cfg changed {', '.join(changed)} after the run was created; these fields "
                          "define its networks, the numbers they hold and its seed. Start a new run "

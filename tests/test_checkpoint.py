@@ -325,3 +325,31 @@ def test_temporary_files_of_killed_saves_are_removed(tmp_path):
     assert checkpoint.load(path)["vae"].step == 1
     checkpoint.save(path, {"vae": trained(tiny(), "vae", 2)})
     assert sorted(os.listdir(tmp_path)) == sorted(["c.npz", live.name])
+
+
+def test_a_failed_folder_sync_after_the_rename_says_the_file_was_replaced(tmp_path, monkeypatch):
+    """If only the folder's fsync (after the atomic rename) fails, the message says the new
+    checkpoint was saved, not that the old one is unchanged."""
+    run, real_fsync, calls = trained(tiny(), "vae", 1), os.fsync, []
+
+    def fsync(fd):
+        calls.append(fd)
+        if len(calls) == 2:                                     # the folder's, after the rename
+            raise OSError(5, "Input/output error")
+        return real_fsync(fd)
+    monkeypatch.setattr(os, "fsync", fsync)
+    with pytest.raises(OSError, match="saved checkpoint .* but syncing its folder failed") as info:
+        checkpoint.save(tmp_path / "c.npz", {"vae": run})
+    assert "unchanged" not in str(info.value)
+    monkeypatch.undo()
+    assert checkpoint.load(tmp_path / "c.npz")["vae"].step == 1
+
+
+def test_fields_a_method_does_not_use_need_not_match(tmp_path):
+    """A plain AVB (or VAE) checkpoint resumes under a configuration with other n_bases and
+    basis_hidden, which only AVB+AC uses; a field AVB uses (adv_width) must still match."""
+    path = checkpoint.save(tmp_path / "c.npz", {"avb": trained(tiny(), "avb", 2)})
+    runs = checkpoint.load(path, expected_cfg=tiny(n_bases=3, basis_hidden=(7,)))
+    assert runs["avb"].step == 2
+    with pytest.raises(checkpoint.CheckpointError, match="adv_width"):
+        checkpoint.load(path, expected_cfg=tiny(adv_width=8))

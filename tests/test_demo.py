@@ -269,3 +269,26 @@ def test_ctrl_c_during_evaluation_exits_130(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr()
     text = out.out + out.err
     assert "interrupted during evaluation" in text and f"--resume {tmp_path / 'checkpoint.npz'}" in text
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--out", ""], ["out must be a path, got ''"]),
+    (["--adv-width", "1000000", "--steps", "1"], ["too large", "adv_width"]),
+    (["--adv-blocks", "20000", "--steps", "1"], ["adv_blocks", "at most"]),
+    (["digits", "--ais-chains", "10000000", "--steps", "1"], ["--ais-chains", "too large"]),
+    (["--steps", "2", "digits"], ["the experiment comes first", "python demo.py digits --steps 2"]),
+    (["mnist", "--data-dir", "FILE"], ["is a file, not a folder"]),
+    (["vi", "--adv-width", "100000000", "--steps", "1"], ["VIConfig.batch_size", "widest layer"]),
+])
+def test_bad_flags_end_in_one_line_before_any_work(argv, words, tmp_path, monkeypatch):
+    """A bad flag, file or size stops the demo with one line naming it (no traceback), before
+    any training; nothing is written into --out."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "FILE").write_text("not a folder")
+    argv = [a if a != "FILE" else str(tmp_path / "FILE") for a in argv]
+    out = [] if "--out" in argv else ["--out", str(tmp_path / "out")]
+    with pytest.raises(SystemExit) as info:
+        demo.main(argv + out)
+    message = str(info.value.code)
+    assert info.value.code not in (0, None) and all(w in message for w in words), message
+    assert not (tmp_path / "out").exists() or not any(p.name != ".avb_np.lock" for p in (tmp_path / "out").iterdir())

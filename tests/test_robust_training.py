@@ -288,3 +288,21 @@ def test_training_on_cupy(draws, tmp_path):
     bad = training.new_run(tiny(lr_dual=1e6), "avb", cp)
     with pytest.raises(training.DivergenceError, match="adversary"):
         training.train(bad, toy_data(), 5, draws=draws)
+
+
+def test_absurd_learning_rates_need_few_reruns():
+    """With both learning rates absurd (1e6 and 1e12), following the guard's advice each time
+    trains on after at most 3 reruns: a suggestion never stays above the Config's default."""
+    cfg, reruns = tiny(lr_primal=1e6, lr_dual=1e12), 0
+    run = training.new_run(cfg, "avb", np)
+    while True:
+        try:
+            with np.errstate(**QUIET):
+                training.train(run, toy_data(), 20)
+            break
+        except training.DivergenceError as err:
+            reruns += 1
+            assert reruns <= 3, str(err)
+            for field, value in err.lower.items():
+                setattr(run.cfg, field, value)
+    assert run.step >= 20
