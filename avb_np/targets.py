@@ -21,7 +21,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import losses, quadrature
+from . import losses, quadrature, validate
 from .backend import array_module
 from .gradcheck import TOL_OBJECTIVE, Case, moderate
 
@@ -53,6 +53,16 @@ def _two_d(name, log_density, log_Z, mean, cov, box):
                   _moments_2d, marginal, tuple(box))
 
 
+def _box(box):
+    """(lo1, hi1, lo2, hi2): four finite numbers with lo < hi."""
+    if not isinstance(box, (tuple, list)) or len(box) != 4:
+        raise ValueError(f"box must be (lo1, hi1, lo2, hi2), got {box!r}")
+    lo1, hi1, lo2, hi2 = (validate.finite_float(f"box[{i}]", v) for i, v in enumerate(box))
+    if not (lo1 < hi1 and lo2 < hi2):
+        raise ValueError(f"box must have lo < hi on both axes, got {box!r}")
+    return (lo1, hi1, lo2, hi2)
+
+
 def banana(s1=1.0, s2=0.35, b=0.5, box=(-5.0, 5.0, -3.0, 12.0)):
     """A Rosenbrock-like banana: z1 ~ N(0, s1^2), z2 | z1 ~ N(b (z1^2 - s1^2), s2^2).
 
@@ -60,6 +70,9 @@ def banana(s1=1.0, s2=0.35, b=0.5, box=(-5.0, 5.0, -3.0, 12.0)):
         log Z     = log(2 pi s1 s2)                    (the Gaussian integral over z2, then z1)
         E z = 0,  Var z1 = s1^2,  Var z2 = s2^2 + 2 b^2 s1^4  (Var z1^2 = 2 s1^4),  Cov = b E z1^3 = 0
     """
+    s1, s2 = validate.positive_float("s1", s1), validate.positive_float("s2", s2)
+    b, box = validate.finite_float("b", b), _box(box)
+
     def log_density(z):
         xp = array_module(z)
         z1, z2 = z[:, 0], z[:, 1]
@@ -80,6 +93,11 @@ def mixture(means=((-2.0, -2.0), (2.0, 2.0)), scales=(0.6, 0.9), box=(-6.0, 6.0,
         dlogp/dz = sum_k r_k(z) (m_k - z) / s_k^2, r_k the responsibilities (softmax of the terms)
     """
     m, s2 = np.asarray(means, dtype=float), np.asarray(scales, dtype=float) ** 2   # (K, 2), (K,)
+    if m.ndim != 2 or m.shape[1] != 2 or s2.shape != (len(m),) or not len(m):
+        raise ValueError(f"means must be K points in 2-d and scales K numbers, got {means!r} and {scales!r}")
+    if not (np.isfinite(m).all() and np.isfinite(s2).all() and (s2 > 0).all()):
+        raise ValueError(f"means must be finite and scales positive and finite, got {means!r} and {scales!r}")
+    box = _box(box)
 
     def log_density(z):
         xp = array_module(z)
@@ -120,6 +138,8 @@ def ring(r0=2.5, w=0.3, box=(-4.0, 4.0, -4.0, 4.0)):
         E z = 0,   Cov = (E r^2 / 2) I,   E r^2 = int r^3 (...) dr / int r (...) dr
         dlogp/dz = -(r - r0) / w^2 * z / r      (set to 0 at z = 0 exactly, where p~ has a cone point)
     """
+    r0, w, box = validate.finite_float("r0", r0, 0.0, 1e3), validate.finite_float("w", w, 1e-3, 1e3), _box(box)
+
     def log_density(z):
         xp = array_module(z)
         r = xp.sqrt((z * z).sum(axis=1))                      # (N,)

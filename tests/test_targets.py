@@ -157,3 +157,19 @@ def test_schools_density_integrates_to_the_tau_marginal(make):
         ll = eight_schools.log_lik_given_tau(np.array([tau]), y, sigma, s[0], s[1])[0][0]
         step = 0.005 if log_tau else 0.002
         assert abs(integral - (ll + log_node[i] - math.log(step))) < 1e-6
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda: targets.ring(w=0), ["w must be", "got 0"]),
+    (lambda: targets.ring(r0=float("nan")), ["r0"]),
+    (lambda: targets.banana(s2=-1.0), ["s2 must be a positive number"]),
+    (lambda: targets.mixture(scales=(0.0, 1.0)), ["scales positive"]),
+    (lambda: targets.mixture(means=((0.0, 0.0),), scales=(1.0, 2.0)), ["K points in 2-d and scales K numbers"]),
+    (lambda: targets.banana(box=(1.0, 0.0, 0.0, 1.0)), ["lo < hi"]),
+])
+def test_bad_target_parameters_are_refused(make, words):
+    """A target whose exact answers would be NaN or meaningless (ring of width 0, a negative
+    scale, an empty box) is refused when it is made, naming the parameter."""
+    with pytest.raises(ValueError) as info:
+        make()
+    assert all(w in str(info.value) for w in words), str(info.value)
