@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from avb_np import backend, config, methods, training  # noqa: E402
-from avb_np.network import Act, Affine, Residual  # noqa: E402
+from avb_np.network import Affine, Residual  # noqa: E402
 
 CUPY_TESTS = ["tests/test_backend.py", "tests/test_robust_training.py::test_training_on_cupy"]
 SIZES = {  # name -> (Config, data width): the toy problem and the image experiments' networks

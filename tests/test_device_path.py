@@ -17,7 +17,6 @@ import pytest
 
 import strict_cupy
 from avb_np import ais, backend, evaluation, likelihood, losses, scoring, targets, training, vi
-from avb_np.config import Config
 from avb_np.data import toy_data
 from avb_np.vi_config import VIConfig
 from common import tiny
