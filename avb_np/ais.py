@@ -75,56 +75,82 @@ def hmc_transition(target, beta, state, step, p0, log_u, n_leapfrog):
 
 
 N_TEMPS, N_CHAINS, N_LEAPFROG, STEP_SIZE, TARGET_ACCEPT = 100, 4, 10, 0.1, 0.65   # see `ais`
+PRIOR_SHARE = 0.25   # share of each point's chains started from the prior (see `ais`)
+
+
+def prior_chains(n_chains, proposal, share=PRIOR_SHARE):
+    """How many of n_chains start from the prior: round(share * n_chains), at least 1 when share > 0
+    and the proposal has a Gaussian part; all of them when the proposal is the prior itself (None)."""
+    C = validate.positive_int("n_chains", n_chains)
+    share = validate.finite_float("prior_share", share, minimum=0.0)
+    if share > 1:
+        raise ValueError(f"prior_share must be in [0, 1], got {share}")
+    if proposal is None:
+        return C
+    return min(C, max(1, round(share * C))) if share > 0 else 0
 
 
 def ais(nets, params, data, proposal, rng, n_temps=N_TEMPS, n_chains=N_CHAINS, n_leapfrog=N_LEAPFROG,
-        schedule="sigmoid", step_size=STEP_SIZE, target_accept=TARGET_ACCEPT, log=None):
+        schedule="sigmoid", step_size=STEP_SIZE, target_accept=TARGET_ACCEPT, prior_share=PRIOR_SHARE, log=None):
     """Forward AIS: a stochastic lower bound on log p(x) for each row of data (K, Dx); an Estimate.
 
-    proposal: a likelihood.Gaussian (K, Dz) to start from, or None for the prior. All randomness
-    (starts, momenta, accept draws) comes from the NumPy generator rng, drawn on the host.
-    step_size: the first leapfrog step in units of r's std, then adapted per data point after
-    each transition: x1.1 when its chains' mean acceptance probability is above
-    target_accept + 0.05, /1.1 below target_accept - 0.05 (the official code's band, 0.6-0.7).
-    The adaptation reads the chains' past, which strictly voids AIS's unbiasedness; as in the
-    official code and Wu et al. the effect was not measurable here (equal results with a fixed
-    step). log: called with a progress line ten times per batch of data points.
+    proposal: a likelihood.Gaussian (K, Dz), or None for the prior. All randomness (starts,
+    momenta, accept draws) comes from the NumPy generator rng, drawn on the host.
+
+    Starts (stratified mixture). Of the C = n_chains chains of a point, C0 = prior_chains(C,
+    proposal, prior_share) start from the prior N(0, I) and C - C0 from the proposal's Gaussian
+    part, and the path starts from the mixture with exactly those weights,
+        r(z|x) = (1 - a) N(z; mean, std^2) + a N(z; 0, I),    a = C0 / C
+    (the proposal's own prior_weight is replaced by a). With g(z0) = E[w | z0] for a chain
+    started at z0, E[(1/C) sum_c w_c] = a E_N(0,I)[g] + (1 - a) E_N(mean,std^2)[g] = E_r[g] = p(x):
+    the weights stay unbiased (stratified sampling of a mixture, as in multiple importance
+    sampling; Owen and Zhou 2000). The prior's chains reach posterior mass that an encoder
+    misses; where the encoder is right they cost little, because r is the same mixture for all.
+
+    Steps. Leapfrog steps h_c,d = eps_c s_c,d per chain c and dimension d: s is the std of the
+    component the chain started from (1 for the prior's chains), and eps_c starts at step_size and
+    is adapted after each transition to the distribution at that temperature, from the chain's
+    own acceptance probability: x1.1 above target_accept + 0.05, /1.1 below target_accept - 0.05
+    (the official code's band, 0.6-0.7, applied per chain: a chain in a wide region grows its
+    steps while one in a narrow mode shrinks them, and no chain is held to the proposal's scale).
+    target_accept=None keeps the steps fixed. Adaptation from a chain's own past strictly voids
+    AIS's unbiasedness (as in the official code and Wu et al.); with fixed steps it is exact.
+    log: called with a progress line ten times per batch of data points.
 
     Defaults: 100 sigmoid temperatures, 4 chains, 10 leapfrog steps, i.e. 4,000 decoder passes
-    (forward and backward) per data point, where the official code runs 1000-2000 linear
-    temperatures with 5-8 chains and Wu et al. 10,000 with 16. They fit a laptop: 7-19 s on one
-    core (of a shared 2-core machine) for the 360 test digits with a 2 x 128 decoder
-    (config.digits, z_dim 2). What they buy there (VAEs trained 1500 steps, against quadrature):
-    starting from a Gaussian fitted to encoder samples, the mean log p(x) within 0.015 nats and
-    0.15-0.19 nats rms per image; from the prior, the mean 0.05-0.17 nats low and 0.4-0.7 nats
-    rms per image. (With so small a latent, importance_sampling from the fitted Gaussian with
-    1,000 draws does better in 2 s: 0.005 nats low, 0.09 rms.) Raise n_temps for larger latents
-    and for numbers to publish.
+    (forward and backward) per data point (the official code runs 1000-2000 linear temperatures
+    with 5-8 chains, Wu et al. 10,000 with 16). info of the Estimate: the mean acceptance rate,
+    each point's mean final step eps and `prior_chains` C0 (the first C0 columns of log_w).
     """
     return _anneal(nets, params, data, proposal, None, rng, n_temps, n_chains, n_leapfrog,
-                   schedule, step_size, target_accept, log)
+                   schedule, step_size, target_accept, prior_share, log)
 
 
 def reverse_ais(nets, params, data, proposal, z_star, rng, n_temps=N_TEMPS, n_chains=N_CHAINS,
                 n_leapfrog=N_LEAPFROG, schedule="sigmoid", step_size=STEP_SIZE, target_accept=TARGET_ACCEPT,
-                log=None):
+                prior_share=PRIOR_SHARE, log=None):
     """Reverse AIS from exact posterior samples z_star: (K, Dz), z*_k ~ p(z|x_k) (every chain of
-    x_k starts there), annealed from beta = 1 to 0: a stochastic upper bound on log p(x), an
-    Estimate. For simulated data (z* ~ p(z), x ~ p(x|z*)), with `ais` it brackets log p(x)."""
+    x_k starts there), annealed from beta = 1 to 0 towards the same mixture r as `ais`: a
+    stochastic upper bound on log p(x), an Estimate. For simulated data (z* ~ p(z),
+    x ~ p(x|z*)), with `ais` it brackets log p(x) (bidirectional Monte Carlo)."""
     return _anneal(nets, params, data, proposal, z_star, rng, n_temps, n_chains, n_leapfrog,
-                   schedule, step_size, target_accept, log)
+                   schedule, step_size, target_accept, prior_share, log)
 
 
 def _anneal(nets, params, data, proposal, z_star, rng, n_temps, n_chains, n_leapfrog, kind,
-            step_size, target_accept, log):
+            step_size, target_accept, prior_share, log):
     """The shared loop; forward when z_star is None, else reverse (betas run from 1 to 0)."""
+    C0 = prior_chains(n_chains, proposal, prior_share)
     data, proposal = likelihood.check_inputs(nets, data, proposal)
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
     C, L = validate.positive_int("n_chains", n_chains), validate.positive_int("n_leapfrog", n_leapfrog)
     step_size = validate.positive_float("step_size", step_size)
-    target_accept = validate.finite_float("target_accept", target_accept)
+    if target_accept is not None:
+        target_accept = validate.finite_float("target_accept", target_accept)
     K, Dz = proposal.mean.shape
+    proposal = (likelihood.prior(K, Dz) if C0 == C else                  # r: the stratified mixture
+                likelihood.Gaussian(proposal.mean, proposal.std, C0 / C))
     reverse = z_star is not None
     if reverse:
         z_star = np.asarray(to_host(z_star), dtype=np.float64)
@@ -147,30 +173,34 @@ def _anneal(nets, params, data, proposal, z_star, rng, n_temps, n_chains, n_leap
             return (*likelihood.log_joint(nets, params, x, z),
                     *likelihood.proposal_log_density(proposal, z, mean, std))
 
-        z = draw(z_star[rows]) if reverse else likelihood.proposal_sample(
-            proposal, mean, std, rng, xp, dtype)                        # z_0 ~ r(z|x), or z*
+        from_prior = draw((np.arange(len(rows)) % C < C0)[:, None])    # (R, 1) 1 for the prior's chains
+        scale = from_prior + (1 - from_prior) * std                     # (R, Dz) the start's std
+        if reverse:
+            z = draw(z_star[rows])                                      # z* ~ p(z|x)
+        else:                                                           # z_0 ~ its chain's part of r
+            z = likelihood.gaussian_sample((1 - from_prior) * mean, scale, draw(rng.standard_normal((len(rows), Dz))))
         state = (z, *target(z))
-        eps = xp.full((len(ks), 1), step_size, dtype=dtype)             # (P, 1) step per data point
+        eps = xp.full((len(rows), 1), step_size, dtype=dtype)           # (R, 1) step per chain
         lw = xp.zeros(len(rows), dtype=np.float64)                      # (R,) log w, accumulated in float64
         accepted = []                                                   # mean acceptance per temperature, on the device
         for t in range(1, T + 1):
             lw += float(betas[t] - betas[t - 1]) * (state[1] - state[3])     # log f_t(z) - log f_{t-1}(z)
             if t == T:
                 break
-            h = xp.repeat(eps, C, axis=0) * std                         # (R, Dz) steps scaled by r's std
             p0 = draw(rng.standard_normal((len(rows), Dz)))             # momentum ~ N(0, I)
             log_u = draw(np.log(rng.random(len(rows))))                 # (R,)
-            state, prob = hmc_transition(target, float(betas[t]), state, h, p0, log_u, L)
-            rate = prob.reshape(len(ks), C).mean(axis=1, keepdims=True)   # (P, 1) per data point
-            grow = xp.where(rate > target_accept + 0.05, 1.1,             # multiplicative adaptation
-                            xp.where(rate < target_accept - 0.05, 1 / 1.1, 1.0))
-            eps = eps * grow.astype(dtype)
-            accepted.append(rate.mean())                                # read once per batch: no sync per step
+            state, prob = hmc_transition(target, float(betas[t]), state, eps * scale, p0, log_u, L)
+            if target_accept is not None:                               # per chain, multiplicative
+                grow = xp.where(prob > target_accept + 0.05, 1.1,
+                                xp.where(prob < target_accept - 0.05, 1 / 1.1, 1.0))
+                eps = eps * grow.astype(dtype)[:, None]
+            accepted.append(prob.mean())                                # read once per batch: no sync per step
             if log and (t % max(1, T // 10) == 0):
                 log(f"AIS {'reverse' if reverse else 'forward'}: points {ks[0]}-{ks[-1]}, temperature "
                     f"{t}/{T}, beta {betas[t]:.4f}, acceptance {float(accepted[-1]):.2f}")
         rates += to_host(xp.stack(accepted)).tolist() if accepted else []
         log_w[ks] = to_host(lw).reshape(len(ks), C)
-        eps_out[ks] = to_host(eps)[:, 0]
-    info = {"accept_rate": float(np.mean(rates)) if rates else math.nan, "step_size": eps_out}
+        eps_out[ks] = to_host(eps).reshape(len(ks), C).mean(axis=1)
+    info = {"accept_rate": float(np.mean(rates)) if rates else math.nan, "step_size": eps_out,
+            "prior_chains": C0}
     return likelihood.estimate(log_w, reverse=reverse, info=info)
