@@ -39,7 +39,6 @@ rounds by the same library. Page faults are the minor faults of one iteration (m
 back to the kernel and mapped again).
 """
 import argparse
-import ctypes
 import dataclasses
 import importlib
 import importlib.util
@@ -62,6 +61,7 @@ except ImportError:
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from avb_np import config, methods, network  # noqa: E402  (the checkout this script belongs to)
+from avb_np.memory import keep_freed_memory  # noqa: E402
 
 NETWORKS = {
     "toy": config.official_toy,
@@ -293,7 +293,7 @@ def serve(conn, kind, threads, baseline_dir, malloc_pad):
     Messages: ("setup", network, batch, method), ("time", name) -> (seconds, minor faults),
     ("subnormals",) -> count, ("info",) -> a line naming the library, ("stop",).
     """
-    if malloc_pad:
+    if malloc_pad:                                    # every process keeps this much (all kinds)
         keep_freed_memory(malloc_pad)
     try:
         from threadpoolctl import threadpool_limits
@@ -338,8 +338,11 @@ class Worker:
     def __init__(self, kind, threads, baseline_dir=None, malloc_pad=0):
         ctx = multiprocessing.get_context("spawn")
         self.kind, (self.conn, child) = kind, ctx.Pipe()
-        saved = {v: os.environ.get(v) for v in THREAD_VARIABLES}
+        pad = "AVB_NP_MALLOC_TOP_PAD_MB"                  # read when the child imports avb_np:
+        saved = {v: os.environ.get(v) for v in (*THREAD_VARIABLES, pad)}  # PyTorch's stays plain
         os.environ.update({v: str(threads) for v in THREAD_VARIABLES})   # read at BLAS start-up
+        if malloc_pad or kind == "PyTorch":
+            os.environ[pad] = str(malloc_pad)
         try:
             self.process = ctx.Process(target=serve, daemon=True,
                                        args=(child, kind, threads, baseline_dir, malloc_pad))
@@ -347,7 +350,7 @@ class Worker:
         finally:
             for v, value in saved.items():
                 if value is None:
-                    del os.environ[v]
+                    os.environ.pop(v, None)
                 else:
                     os.environ[v] = value
 
@@ -365,16 +368,6 @@ class Worker:
 
 def minor_faults():
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt if resource else 0
-
-
-def keep_freed_memory(megabytes):
-    """Ask glibc's malloc to keep `megabytes` of freed memory at the top of the heap (M_TOP_PAD,
-    as MALLOC_TOP_PAD_ in the environment would) instead of handing it back to the kernel after
-    every step and mapping it again in the next (minor page faults). False if not glibc."""
-    try:
-        return ctypes.CDLL("libc.so.6").mallopt(-2, megabytes << 20) == 1   # -2: M_TOP_PAD
-    except (OSError, AttributeError):
-        return False
 
 
 def subnormals(run):
@@ -540,8 +533,9 @@ def main(argv=None):
     p.add_argument("--baseline", type=Path, metavar="DIR",
                    help="a checkout of another avb_np version, timed beside this one")
     p.add_argument("--malloc-top-pad", type=int, default=0, metavar="MB",
-                   help="let every process keep this many MB of freed memory (glibc M_TOP_PAD) "
-                        "rather than return it to the kernel after each step (default 0: as is)")
+                   help="let every process, PyTorch's too, keep this many MB of freed memory (glibc "
+                        "M_TOP_PAD); default 0: each as in a plain run (avb_np keeps 256 MB itself, "
+                        "avb_np/memory.py; PyTorch leaves malloc as it is)")
     p.add_argument("--long", type=int, default=0, metavar="ITERATIONS",
                    help="instead: time one toy AVB run this long, with subnormal counts")
     args = p.parse_args(argv)
@@ -551,7 +545,7 @@ def main(argv=None):
     args.warmup = args.warmup if args.warmup is not None else (1 if args.quick else 3)
     if min(args.batch + args.threads + [args.rounds]) < 1 or min(args.warmup, args.long) < 0:
         p.error("--batch, --threads and --rounds must be positive, --warmup and --long not negative")
-    if args.malloc_top_pad and not keep_freed_memory(0):
+    if args.malloc_top_pad and not keep_freed_memory(args.malloc_top_pad):
         p.error("--malloc-top-pad needs glibc's malloc (Linux)")
     if args.baseline and not (args.baseline / "avb_np" / "__init__.py").is_file():
         p.error(f"--baseline must be a checkout holding avb_np/__init__.py, got {args.baseline}")
