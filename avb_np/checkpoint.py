@@ -34,7 +34,7 @@ import zlib
 
 import numpy as np
 
-from . import backend, network, training, validate
+from . import backend, network, training, validate, validate_run
 from .backend import to_host
 from .config import FIXED, Config
 from .methods import METHODS, build_nets
@@ -241,13 +241,13 @@ def _unpack(path, zf, entries, name, expected_cfg, xp):
         method = validate.choice("method", meta["method"], validate.METHOD_NAMES)
         saved = dict(meta["config"])
         saved = Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in saved.items()})
-        saved = validate.config(saved, method, "config")
+        saved = validate_run.config(saved, method, "config")
     except (KeyError, TypeError, ValueError) as err:
         raise CheckpointError(f"{where} has no usable configuration ({type(err).__name__}: {err}). "
                               "Load an earlier checkpoint or start a new run.") from None
     cfg = saved
     if expected_cfg is not None:                                       # the caller's argument, with the
-        cfg = validate.config(expected_cfg, method, "expected_cfg")    # fields the method uses as saved
+        cfg = validate_run.config(expected_cfg, method, "expected_cfg")    # fields the method uses as saved
         cfg = dataclasses.replace(cfg, **{k: getattr(saved, k) for k in METHODS[method].ignores})
         diff = [f"{k}: checkpoint {getattr(saved, k)!r} vs expected {getattr(cfg, k)!r}"
                 for k in MUST_MATCH if getattr(saved, k) != getattr(cfg, k) and k not in METHODS[method].ignores]
@@ -262,10 +262,10 @@ def _unpack(path, zf, entries, name, expected_cfg, xp):
     players = ["primal", "dual"] if METHODS[method].dual else ["primal"]
     moments = [f"{name}/{p}/{m}/" for p in players for m in ("m", "v")]
     headers = {k: _header(path, zf, i) for k, i in entries.items() if k.startswith(f"{name}/") and k != f"{name}/meta"}
-    problems = validate.layout(lambda k: f"{name}/param/{k}", _under(headers, f"{name}/param/"), shapes, cfg.dtype)
+    problems = validate_run.layout(lambda k: f"{name}/param/{k}", _under(headers, f"{name}/param/"), shapes, cfg.dtype)
     for prefix in moments:                            # Adam creates its moments at its first step
         own = {k: s for k, s in shapes.items() if k.startswith(PLAYERS[prefix.split("/")[1]])}
-        problems += validate.layout(lambda k: prefix + k, _under(headers, prefix), own, cfg.dtype, complete=False)
+        problems += validate_run.layout(lambda k: prefix + k, _under(headers, prefix), own, cfg.dtype, complete=False)
     problems += [f"{k} is not part of a run" for k in headers if not k.startswith((f"{name}/param/", *moments))]
     if problems:
         raise CheckpointError(f"checkpoint {path!r} does not match the networks of its configuration: "

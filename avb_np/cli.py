@@ -10,7 +10,7 @@ import os
 import shlex
 import sys
 
-from . import backend, checkpoint, methods, network, outputs, training, validate
+from . import backend, checkpoint, methods, network, outputs, training, validate_run
 
 FIGURE_BYTES = 2**21    # room asked for each figure and results file (they are a few hundred kB)
 
@@ -72,7 +72,7 @@ def train_models(args, cfg, models, train_data, xp, files, valid=None):
     """
     try:                                                  # sizes first: a network too large for memory
         for method in models:                             # stops here, before anything is written
-            checked_cfg = validate.config(cfg, method)
+            checked_cfg = validate_run.config(cfg, method)
             training.check_size(checked_cfg, methods.build_nets(checked_cfg, method))
     except (TypeError, ValueError) as err:
         sys.exit(f"demo.py: error: {err}")

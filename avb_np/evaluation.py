@@ -6,7 +6,7 @@ on the host in float64, whatever backend the model was trained on.
 """
 import numpy as np
 
-from . import ac, losses, models, network, quadrature, validate
+from . import ac, losses, models, network, quadrature, validate, validate_run
 from .backend import host_params
 from .methods import METHODS, build_nets
 from .quadrature import CHUNK
@@ -18,8 +18,8 @@ def _checked_run(run):
     if not all(hasattr(run, a) for a in ("cfg", "method", "nets", "params")):
         raise TypeError(f"run must be a training.Run (from new_run or checkpoint.load), got {type(run).__name__}")
     method = validate.choice("run.method", run.method, validate.METHOD_NAMES)
-    cfg = validate.config(run.cfg, method, "run.cfg")
-    validate.model(run.nets, run.params, tuple(build_nets(cfg, method)), ("run.nets", "run.params"))
+    cfg = validate_run.config(run.cfg, method, "run.cfg")
+    validate_run.model(run.nets, run.params, tuple(build_nets(cfg, method)), ("run.nets", "run.params"))
     return cfg
 
 

@@ -62,7 +62,7 @@ assert tuple(METHODS) == validate.METHOD_NAMES
 
 def build_nets(cfg, method="avb"):
     """The layer lists of `method`: its encoder's, the decoder "dec" and, unless the method has no
-    adversary, "adv". cfg as validate.config returns it (training.new_run checks it once)."""
+    adversary, "adv". cfg as validate_run.config returns it (training.new_run checks it once)."""
     nets = METHODS[method].encoder(cfg)
     nets["dec"] = models.decoder(cfg)
     if METHODS[method].dual is not None:

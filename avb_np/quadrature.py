@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from . import losses, models, validate
+from . import losses, models, validate, validate_run
 from .backend import host_params
 from .layers import softplus
 from .losses import logsumexp
@@ -46,7 +46,7 @@ def decoded_grid(nets, params, n=400, lim=6.0):
     log p(z_c) + log(cell area) - sum_i softplus(l_ci): (G,), the part of the log joint that
     does not depend on x. G = n * n."""
     n, lim = validate.positive_int("n", n), _lim(lim)
-    validate.model(nets, params)
+    validate_run.model(nets, params)
     _grid_memory(n, 4 + 2 * nets["dec"][-1].n_out)        # z, logits and their softplus, per-cell terms
     if nets["dec"][0].n_in != 2:                          # the grid covers a 2-d latent plane only
         raise ValueError(f"exact evaluation by quadrature needs z_dim=2, this decoder takes "
@@ -65,7 +65,7 @@ def log_joint_on_grid(nets, params, data, n=400, lim=6.0):
     log p(x|z_c) = sum_i [x_i l_ci - softplus(l_ci)] (losses.bernoulli_log_likelihood), so for
     all rows at once it is one matmul, data @ logits.T, plus a term per cell.
     """
-    validate.model(nets, params)
+    validate_run.model(nets, params)
     data = validate.binary_data("data", data, nets["dec"][-1].n_out)
     _grid_memory(validate.positive_int("n", n), 2 * len(data))   # the (K, G) result and a temporary
     _, logits, per_cell = decoded_grid(nets, params, n, lim)
@@ -76,7 +76,7 @@ def log_likelihood_per_point(nets, params, data, n=400, lim=6.0):
     """log p(x_k) = logsumexp over cells of the log joint, for each data row: (K,).
 
     Rows are taken in blocks of (rows, G) with about 128 * CHUNK floats (64 MB), whatever K is."""
-    validate.model(nets, params)
+    validate_run.model(nets, params)
     data = validate.binary_data("data", data, nets["dec"][-1].n_out).astype(np.float64)
     _, logits, per_cell = decoded_grid(nets, params, n, lim)
     rows = max(1, 128 * CHUNK // len(per_cell))           # data rows per (rows, G) block

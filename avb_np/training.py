@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, fields, is_dataclass, replace
 
 import numpy as np
 
-from . import models, quadrature, validate
+from . import models, quadrature, validate, validate_run
 from .config import FIXED
 from .draws import DRAWS
 from .guard import PLAYERS, Guard
@@ -53,7 +53,7 @@ class Run:
 def new_run(cfg, method, xp):
     """A fresh run: parameters initialised from cfg.seed, optimisers with zero state. The run
     keeps a checked copy of cfg (plain ints, floats, strs, tuples)."""
-    cfg = validate.config(cfg, method)
+    cfg = validate_run.config(cfg, method)
     nets = build_nets(cfg, method)
     check_size(cfg, nets)
     validate.array_library("xp", xp)
@@ -95,7 +95,7 @@ def check_run(run, name="run"):
     if not isinstance(run, Run):
         raise TypeError(f"{name} must be a training.Run (from new_run or checkpoint.load), got {type(run).__name__}")
     method = validate.choice(f"{name}.method", run.method, validate.METHOD_NAMES)
-    cfg = validate.config(run.cfg, method, f"{name}.cfg")
+    cfg = validate_run.config(run.cfg, method, f"{name}.cfg")
     changed = [f"{k} from {run.applied.get(k)!r} to {getattr(cfg, k)!r}" for k in FIXED
                if getattr(cfg, k) != run.applied.get(k) and k not in METHODS[method].ignores]
     if changed:
@@ -109,7 +109,7 @@ def check_run(run, name="run"):
                          "new_run or checkpoint.load made")
     xp = validate.array_library(f"{name}.xp", run.xp)
     shapes = {k: s for net in nets.values() for k, s in param_shapes(net).items()}
-    validate.arrays(f"{name}.params", run.params, shapes, cfg.dtype, xp)
+    validate_run.arrays(f"{name}.params", run.params, shapes, cfg.dtype, xp)
     step = validate.non_negative_int(f"{name}.step", run.step)
     seconds = validate.finite_float(f"{name}.seconds", run.seconds, minimum=0.0)
     adversary = METHODS[method].dual is not None
@@ -118,7 +118,7 @@ def check_run(run, name="run"):
     for player in ("primal", "dual") if adversary else ("primal",):
         opt, lr = getattr(run, f"opt_{player}"), f"lr_{player}"
         own = {k: s for k, s in shapes.items() if k.startswith(PLAYERS[player])}
-        validate.adam(f"{name}.opt_{player}", opt, own, cfg.dtype, xp)
+        validate_run.adam(f"{name}.opt_{player}", opt, own, cfg.dtype, xp)
         if opt.lr != run.applied.get(lr) and opt.lr != getattr(cfg, lr):  # set by hand on the optimiser
             raise ValueError(f"{name}.opt_{player}.lr was set to {opt.lr:g}, but training takes the learning "
                              f"rate from {name}.cfg.{lr} ({getattr(cfg, lr):g}); set that instead")
@@ -126,7 +126,7 @@ def check_run(run, name="run"):
             raise ValueError(f"{name}.opt_{player}.t={opt.t} does not fit {name}.step={step}: "   # >= 1 dual step
                              "each iteration takes one primal step and at least one adversary step")
     validate.generator(f"{name}.rng", run.rng)
-    validate.history(f"{name}.history", run.history, step)
+    validate_run.history(f"{name}.history", run.history, step)
     for f in fields(cfg):                                  # all is well: normalise and apply
         setattr(run.cfg, f.name, getattr(cfg, f.name))
     run.step, run.seconds = step, seconds

@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pytest
 
-from avb_np import ac, ac_objectives, methods, models, objectives
+from avb_np import ac, ac_objectives, methods, models, objectives, validate_run
 from avb_np.config import Config
 from avb_np.data import sample_batch, toy_data
 from avb_np.optim import Adam
@@ -281,10 +281,9 @@ def test_evidence_table_summarises_over_seeds(tmp_path, capsys):
 
 def test_bad_ac_configurations_are_named():
     """The noise-basis encoder needs a hidden layer, at least one basis and encoder noise."""
-    from avb_np import validate
     for changes, words in (({"enc_hidden": ()}, "enc_hidden must have at least one layer"),
                            ({"n_bases": 0}, "n_bases must be a positive integer"),
                            ({"eps_dim": 0}, "eps_dim must be >= 1"),
                            ({"basis_hidden": (8, -1)}, r"basis_hidden\[1\] must be a positive integer")):
         with pytest.raises(ValueError, match=words):
-            validate.config(small(**changes), "avb-ac")
+            validate_run.config(small(**changes), "avb-ac")
