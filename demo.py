@@ -38,8 +38,8 @@ import sys
 
 import numpy as np
 
-from avb_np import (backend, config, data, eight_schools, evaluation, outputs, quadrature, scoring, targets,
-                    training, validate, vi)
+from avb_np import (backend, config, data, diagnostics, eight_schools, evaluation, outputs, quadrature, scoring,
+                    targets, training, validate, vi)
 from avb_np.cli import (checked, evaluating, load_partial, prepared, require_matplotlib, resume_command,
                         save_partial, table, train_models, write_json)
 from avb_np.vi_config import check_config
@@ -133,6 +133,7 @@ def configure(cfg, args):
 
 TOY_FILES = ["results.json", "samples.png", "posterior.png", "curves.png"]
 IMAGE_FILES = ["results.json", "images.png", "latent.png", "curves.png"]
+BDMC_IMAGES = 50   # images simulated from each model for the forward/reverse AIS bracket (z_dim > 2)
 
 
 def toy(args, xp):
@@ -212,8 +213,19 @@ def report_images(runs, dataset, cfg, args):
                ("elbo", "ELBO est."), ("kl", "KL(q||p(z))"), ("reconstruction_error", "recon. error"),
                ("seconds", "train s")]
     print(f"test split, nats per image ({len(test)} images; AIS and IS as estimate+-standard error):")
-    print(table({NAMES[m]: r for m, r in results.items()},
-                [c for c in columns if c[0] != "log_likelihood" or cfg.z_dim == 2]))
+    lines = table({NAMES[m]: r for m, r in results.items()},
+                  [c for c in columns if c[0] != "log_likelihood" or cfg.z_dim == 2]).splitlines()
+    flags = [f"{results[m]['ais_flags']['any']:>10}{results[m]['is_flags']['any']:>10}" for m in results]
+    print("\n".join([lines[0] + f"{'AIS flags':>10}{'IS flags':>10}"] + [a + b for a, b in zip(lines[1:], flags)]))
+    print("flags: images whose estimate is in doubt (avb_np.diagnostics: low ESS, a proposal that misses "
+          "posterior mass, IS against AIS); their standard errors are least to be trusted")
+    if cfg.z_dim != 2:                                     # no exact answer: bracket it on simulated images
+        n_sim = min(BDMC_IMAGES, len(test))
+        for method, run in runs.items():
+            b = results[method]["bdmc"] = scoring.bdmc(run, n_sim, np.random.default_rng(args.seed + 2), **settings)
+            print(f"BDMC, {NAMES[method]}, {n_sim} images simulated from the model: forward AIS {b['forward']:.3f} "
+                  f"<= log p(x) <= reverse AIS {b['reverse']:.3f} (gap {b['gap']:.3f}; "
+                  f"{b['wide']} images wider than {diagnostics.GAP_NATS})")
     results["config"] = cfg.to_dict()
     write_json(args.out, results)
     named = {NAMES[m]: run for m, run in runs.items()}
@@ -258,17 +270,20 @@ def add_vi_arguments(p):
 
 
 def vi_table(results):
-    """Two tables: the 2-d targets (binned KL) and Eight Schools (posterior mean and sd)."""
-    lines = [f"{'2-d target':<22}{'method':<11}{'KL(q||p)':>9}{'q outside':>10}{'ELBO':>9}{'log Z':>9}{'train s':>8}"]
+    """Two tables: the 2-d targets (KL(q || p): exact Monte Carlo where log q is known, else binned
+    over cells that count every sample) and Eight Schools (posterior mean and sd)."""
+    lines = [f"{'2-d target':<22}{'method':<11}{'KL(q||p)':>9}{'KL by':>7}{'q outside':>10}{'ELBO':>9}{'log Z':>9}"
+             f"{'train s':>8}"]
     for name, res in results.items():
         for m, r in res["methods"].items():
             if "mu_mean" not in res["exact"]:
-                lines.append(f"{name:<22}{m:<11}{r['kl']:>9.3f}{r['outside']:>10.1%}{r['elbo']:>9.3f}"
-                             f"{res['log_Z']:>9.3f}{r['seconds']:>8.1f}")
+                lines.append(f"{name:<22}{m:<11}{r['kl']:>9.3f}{r.get('kl_method', 'binned'):>7}{r['outside']:>10.1%}"
+                             f"{r['elbo']:>9.3f}{res['log_Z']:>9.3f}{r['seconds']:>8.1f}")
     cols = ["mu_mean", "mu_sd", "tau_mean", "tau_sd", "log_tau_sd", "p_tau_negative"]
     heads = ["mu mean", "mu sd", "tau mean", "tau sd", "log tau sd", "P(tau<0)"]
     lines += ["", f"{'Eight Schools':<22}{'method':<11}" + "".join(f"{h:>11}" for h in heads)
               + f"{'ELBO':>9}{'log p(y)':>9}{'KL(marg.)':>10}{'train s':>8}"]
+    optimistic = []                                        # ELBO estimates above what any true ELBO can be
     for name, res in results.items():
         if "mu_mean" in res["exact"]:
             rows = [("exact", res["exact"], None)] + [(m, r["stats"], r) for m, r in res["methods"].items()]
@@ -276,9 +291,17 @@ def vi_table(results):
                 vals = "".join(f"{stats[c]:>11.3f}" if c in stats else f"{'-':>11}" for c in cols)
                 tail = (f"{r['elbo']:>9.3f}{res['log_Z']:>9.3f}{r['kl']:>10.3f}{r['seconds']:>8.1f}" if r
                         else f"{'':>9}{res['log_Z']:>9.3f}")
-                lines.append(f"{name:<22}{m:<11}{vals}{tail}")
+                over = r["elbo"] - (res["log_Z"] - r["kl"]) if r else 0.0   # ELBO <= log Z - KL <= log Z - KL(marg.)
+                if over > 0:
+                    optimistic.append(f"{name} {m} by at least {over:.3f} nats")
+                lines.append(f"{name:<22}{m:<11}{vals}{tail}" + (" *" if over > 0 else ""))
+    lines.append("KL by: exact = E_q[log q - log p~] + log Z (log q known); binned = over cells that count every "
+                 "sample, outside the box too.")
     lines.append("ELBO: Monte Carlo of a true bound for the Gaussians; for AVB the adversary's estimate "
                  "(can exceed log Z). KL(marg.): binned KL of the (mu, tau) marginals, a lower bound on KL(q || p).")
+    if optimistic:
+        lines.append("* ELBO above log p(y) - KL(marg.), the most a true ELBO can be: the adversary's estimate is "
+                     "optimistic, " + "; ".join(optimistic) + ".")
     return "\n".join(lines)
 
 
@@ -320,7 +343,11 @@ def vi_experiment(args, xp):
                 except training.DivergenceError as err:
                     print(f"{name} {method}: {err}")
                     continue
-                results[name]["methods"][method] = vi.compare(fit, target, rng)
+                try:                                                # a diverged q has no KL
+                    results[name]["methods"][method] = vi.compare(fit, target, rng)
+                except ValueError as err:
+                    print(f"{name} {method}: {err}")
+                    continue
                 draws[method][name] = vi.samples(fit, 2000, rng)
                 done.add((name, method))
                 r = results[name]["methods"][method]
