@@ -14,6 +14,8 @@ weights from another side and flags it:
                score means the encoder's Gaussian misses posterior mass the prior's chains reach
     disagree   importance sampling against AIS: |IS - AIS| beyond 3 combined standard errors
                plus DISAGREE_NATS (both are stochastic lower bounds; the lower one lags)
+    below_is   AIS below importance sampling by as much: IS's many draws from the prior part of
+               its proposal found mass that all of AIS's chains missed
     gap        forward against reverse AIS (bidirectional Monte Carlo, Grosse et al. 2015): the
                bracket [forward, reverse] wider than GAP_NATS; the truth lies inside it
 
@@ -54,9 +56,12 @@ def gap(forward, reverse, nats=GAP_NATS):
     return reverse.log_px - forward.log_px > nats
 
 
-def ais_flags(est):
-    """{check: (K,) bool} for an AIS estimate, and 'any' (an image failing one check or more)."""
+def ais_flags(est, is_est=None):
+    """{check: (K,) bool} for an AIS estimate (and, given importance sampling's estimate of the
+    same images, below_is), and 'any' (an image failing one check or more)."""
     flags = {"low_ess": low_ess(est), "misses": misses(est)}
+    if is_est is not None:
+        flags["below_is"] = disagree(is_est, est) & (is_est.log_px > est.log_px)
     flags["any"] = np.logical_or.reduce(list(flags.values()))
     return flags
 

@@ -10,7 +10,7 @@ MNIST tables.
               for AVB (and AVB+AC) the KL is the adversary's estimate, which on images the adversary
               never saw can be far too low: an estimate, not a bound
     flags     per image, the checks of avb_np.diagnostics (low ESS, a proposal that misses, IS
-              against AIS); the table prints how many images fail one or more
+              and AIS apart); the table prints how many images fail one or more
     BDMC      (`bdmc`) forward and reverse AIS on images simulated from the model, whose exact
               posterior samples are known: a bracket around log p(x) (Grosse et al. 2015)
 """
@@ -60,7 +60,7 @@ def score(run, data, rng, n_temps=AIS_TEMPS, n_chains=AIS_CHAINS, n_is=IS_SAMPLE
     by_is = likelihood.importance_sampling(run.nets, params, data, r, n_is, rng)
     by_ais = ais.ais(run.nets, params, data, r, rng, n_temps=n_temps, n_chains=n_chains,
                      n_leapfrog=AIS_LEAPFROG, log=log)
-    flags = {"ais": diagnostics.ais_flags(by_ais), "is": diagnostics.is_flags(by_is, by_ais)}
+    flags = {"ais": diagnostics.ais_flags(by_ais, by_is), "is": diagnostics.is_flags(by_is, by_ais)}
     out = {"ais": [by_ais.mean, by_ais.mean_stderr], "ais_se": by_ais.mean_stderr, "ais_ess": by_ais.mean_ess,
            "is": [by_is.mean, by_is.mean_stderr], "is_se": by_is.mean_stderr, "is_ess": by_is.mean_ess,
            "ais_flags": diagnostics.counts(flags["ais"]), "is_flags": diagnostics.counts(flags["is"]),
