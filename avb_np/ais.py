@@ -140,11 +140,9 @@ def reverse_ais(nets, params, data, proposal, z_star, rng, n_temps=N_TEMPS, n_ch
 def _anneal(nets, params, data, proposal, z_star, rng, n_temps, n_chains, n_leapfrog, kind,
             step_size, target_accept, prior_share, log):
     """The shared loop; forward when z_star is None, else reverse (betas run from 1 to 0)."""
-    C0 = prior_chains(n_chains, proposal, prior_share)
-    data, proposal = likelihood.check_inputs(nets, data, proposal)
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
-    C, L = validate.positive_int("n_chains", n_chains), validate.positive_int("n_leapfrog", n_leapfrog)
+    C0 = prior_chains(n_chains, proposal, prior_share)                  # None (the prior): all of them
+    data, proposal, C = likelihood.check_inputs(nets, params, data, proposal, rng, n_chains, "n_chains")
+    L = validate.positive_int("n_leapfrog", n_leapfrog)
     step_size = validate.positive_float("step_size", step_size)
     if target_accept is not None:
         target_accept = validate.finite_float("target_accept", target_accept)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import losses, models, network, validate
+from . import losses, models, network, validate, validate_run
 from .backend import array_module, to_device, to_host
 from .gradcheck import TOL_SMOOTH, Case, moderate
 from .network import Affine
@@ -209,22 +209,35 @@ def rows_per_pass(nets, budget=PASS_BYTES):
     return max(1, int(budget // (6 * 8 * units)))
 
 
-def check_inputs(nets, data, proposal):
-    """The validated data: (K, Dx) host array, and the proposal (None: the prior), for IS and AIS."""
+def check_inputs(nets, params, data, proposal, rng, samples, name="n_samples"):
+    """Everything IS and AIS take, checked at the door: the decoder's parameters (present, with
+    their shapes, finite and within bounds), the binary data (K, Dx), the proposal (None: the
+    prior; else a Gaussian whose mean and std have shape (K, Dz), are finite, std > 0, prior
+    weight in [0, 1)), the NumPy generator rng, and `samples` per data point (argument `name`),
+    whose K x samples rows must fit in validate.MAX_BYTES. Returns (data, proposal, samples)."""
+    validate_run.model(nets, params)
+    validate.generator("rng", rng)
+    samples = validate.positive_int(name, samples)
     data = validate.binary_data("data", data, nets["dec"][-1].n_out)
     shape = (len(data), nets["dec"][0].n_in)                            # (K, Dz)
+    validate.memory(name, samples, 8 * len(data) * samples * (6 * shape[1] + 4),
+                    f"{samples} samples (or chains) for each of {len(data)} data points")
     if proposal is None:
-        return data, prior(*shape)
+        return data, prior(*shape), samples
     if not isinstance(proposal, Gaussian):
         raise TypeError(f"proposal must be a likelihood.Gaussian (or None for the prior), got "
                         f"{type(proposal).__name__}")
-    for name in ("mean", "std"):
-        a = to_host(getattr(proposal, name))
+    for part in ("mean", "std"):
+        a = to_host(getattr(proposal, part))
         if a.shape != shape:
-            raise ValueError(f"proposal.{name} must have shape (data points, z_dim) = {shape}, got {a.shape}")
+            raise ValueError(f"proposal.{part} must have shape (data points, z_dim) = {shape}, got {a.shape}")
+        if not np.isfinite(a).all():
+            raise ValueError(f"proposal.{part} must be finite, got {np.count_nonzero(~np.isfinite(a))} "
+                             "NaN or infinite entries")
     if not (to_host(proposal.std) > 0).all():
         raise ValueError("proposal.std must be positive everywhere")
-    return data, proposal
+    validate.finite_float("proposal.prior_weight", proposal.prior_weight, 0.0, 1.0 - 1e-12)
+    return data, proposal, samples
 
 
 def rows_of(data, proposal, rows, params):
@@ -242,8 +255,7 @@ def importance_sampling(nets, params, data, proposal, n_samples, rng):
     from the NumPy generator `rng`. The K * S rows go through the decoder
     in passes of rows_per_pass(nets) (~100 MB each). Returns an Estimate.
     """
-    data, proposal = check_inputs(nets, data, proposal)
-    S = validate.positive_int("n_samples", n_samples)
+    data, proposal, S = check_inputs(nets, params, data, proposal, rng, n_samples)
     K, Dz = proposal.mean.shape
     R = rows_per_pass(nets)
     log_w = np.empty(K * S)                                             # row i: data point i // S

@@ -51,6 +51,11 @@ def score(run, data, rng, n_temps=AIS_TEMPS, n_chains=AIS_CHAINS, n_is=IS_SAMPLE
     The standard errors come from each image's weights (likelihood.estimate) and assume they
     saw the mass that matters; the flagged images are where that is in doubt.
     """
+    with np.errstate(under="ignore"):              # underflow to 0 is a correct result, not an error
+        return _score(run, data, rng, n_temps, n_chains, n_is, n_q, log, per_image)
+
+
+def _score(run, data, rng, n_temps, n_chains, n_is, n_q, log, per_image):
     data = validate.binary_data("data", data, run.cfg.x_dim).astype(np.float64)
     params = {k: v.astype(np.float64) for k, v in run.params.items()}   # float64, on the run's device
     t0 = time.perf_counter()

@@ -180,6 +180,11 @@ def compare(fit, target, rng, n_kl=200_000, n_elbo=20_000):
     stats      target.summarise of the n_kl draws, beside target.exact
     Draws that are NaN or infinite raise a ValueError (a diverged q has no KL).
     """
+    with np.errstate(under="ignore"):              # underflow to 0 is a correct result, not an error
+        return _compare(fit, target, rng, n_kl, n_elbo)
+
+
+def _compare(fit, target, rng, n_kl, n_elbo):
     z = targets.check_finite(samples(fit, n_kl, rng))                         # (n_kl, D) draws of q
     out = {"kl_binned": targets.binned_kl(target, z), "outside": targets.fraction_outside(target, z)}
     if not fit.nets and target.dim == 2:                                      # log q known: exact

@@ -171,6 +171,27 @@ def test_bad_inputs_are_named():
         ais.ais(run.nets, run.params, x, None, 0)
 
 
+
+def test_is_and_ais_check_every_input_at_the_door():
+    """NaN parameters, a NaN proposal mean, rng=None and sizes beyond memory are refused by IS
+    and AIS alike, naming the argument, before any estimate is computed (no silent NaN)."""
+    run = trained(tiny(), "vae", 0)
+    x, rng = data.toy_data(), np.random.default_rng(0)
+    nan_params = {k: v.copy() for k, v in run.params.items()}
+    nan_params["dec.0.b"][0] = np.nan
+    bad_mean = likelihood.Gaussian(np.full((4, 2), np.nan), np.ones((4, 2)))
+    for estimate in (lambda p, r, g, n: likelihood.importance_sampling(run.nets, p, x, r, n, g),
+                     lambda p, r, g, n: ais.ais(run.nets, p, x, r, g, n_temps=2, n_chains=n)):
+        with pytest.raises(ValueError, match=r"params\['dec.0.b'\].*NaN"):
+            estimate(nan_params, None, rng, 4)
+        with pytest.raises(ValueError, match="proposal.mean must be finite"):
+            estimate(run.params, bad_mean, rng, 4)
+        with pytest.raises(TypeError, match="rng must be a numpy.random.Generator"):
+            estimate(run.params, None, None, 4)
+        with pytest.raises(ValueError, match="too large"):
+            estimate(run.params, None, rng, 10**12)
+
+
 # ----------------------------------------------------------------------------- against exact answers
 
 def test_toy_is_and_ais_match_quadrature(toy):
@@ -272,3 +293,18 @@ def test_bidirectional_monte_carlo_brackets_and_narrows():
         assert fwd.mean <= rev.mean + 3 * se, (T, fwd.mean, rev.mean, se)
         gaps.append(rev.mean - fwd.mean)
     assert gaps[1] < 0.5 * gaps[0], gaps
+
+
+def test_scoring_takes_harmless_underflow_under_raise():
+    """Under np.errstate(all='raise') scoring still works: exp of very negative log weights
+    underflows to 0, a correct result (the same scoring without that allowance raises here)."""
+    from avb_np import scoring
+    ds = data.load("digits")
+    cfg = Config(x_dim=64, z_dim=2, eps_dim=4, enc_hidden=(16,), dec_hidden=(16,), adv_width=16,
+                 adv_blocks=1, batch_size=32, log_every=0, eval_every=0)
+    run = training.train(training.new_run(cfg, "avb", np), ds.train, 30, log=None)
+    with np.errstate(all="raise"):
+        with pytest.raises(FloatingPointError, match="underflow"):
+            scoring._score(run, ds.test[:5], np.random.default_rng(0), 5, 2, 10, 8, None, False)
+        r = scoring.score(run, ds.test[:5], np.random.default_rng(0), n_temps=5, n_chains=2, n_is=10, n_q=8)
+    assert np.isfinite(r["ais"][0]) and np.isfinite(r["is"][0])
