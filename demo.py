@@ -31,19 +31,19 @@ The toy, digits and mnist experiments save checkpoint.npz in --out every --save-
 on Ctrl-C (which prints the command that resumes; the resumed run is bit for bit the
 uninterrupted one on NumPy).
 """
-import argparse
 import math
 import os
 import sys
 
 import numpy as np
 
-from avb_np import (backend, config, data, diagnostics, eight_schools, evaluation, outputs, quadrature, scoring,
-                    targets, training, validate, vi)
-from avb_np.cli import (checked, evaluating, load_partial, prepared, require_matplotlib, resume_command,
+from avb_np import (backend, config, data, diagnostics, evaluation, outputs, quadrature, scoring, training,
+                    validate, vi)
+from avb_np.cli import (evaluating, load_partial, prepared, require_matplotlib, resume_command,
                         save_partial, table, train_models, write_json)
-from avb_np.vi_config import check_config
+from avb_np.flags import parse_args
 from avb_np.methods import METHODS
+from avb_np.vi_config import check_config
 
 # The figure modules (avb_np.plots, image_plots, vi_plots) need matplotlib: they are imported
 # where the figures are drawn, so that --help and the rest work without it.
@@ -54,68 +54,6 @@ NAMES = {**{m: method.label for m, method in METHODS.items()}, "optimum": "OPTIM
 def methods(args):
     """The models an experiment trains: AVB and the VAE, and AVB with adaptive contrast if --ac."""
     return ("avb", "avb-ac", "vae") if args.ac else ("avb", "vae")
-
-
-# ----------------------------------------------------------------------------- flags
-
-def add_training_flags(p, default, out):
-    """The flags every experiment shares; `default` is its Config, for the help text."""
-    p.add_argument("--steps", type=checked("steps", validate.positive_int), default=None,
-                   help=f"training iterations for each model (default {default.steps})")
-    p.add_argument("--seed", type=checked("seed", validate.non_negative_int), default=0,
-                   help="random seed (default 0)")
-    p.add_argument("--lr-primal", type=checked("lr_primal", validate.positive_float, float), default=None,
-                   help=f"Adam learning rate of encoder + decoder (default {default.lr_primal:g})")
-    p.add_argument("--lr-dual", type=checked("lr_dual", validate.positive_float, float), default=None,
-                   help=f"Adam learning rate of the adversary (default {default.lr_dual:g})")
-    p.add_argument("--adv-width", type=checked("adv_width", validate.positive_int), default=None,
-                   help=f"width of the adversary's residual trunk (default {default.adv_width})")
-    p.add_argument("--adv-blocks", type=checked("adv_blocks", validate.non_negative_int), default=None,
-                   help=f"residual blocks of the adversary (default {default.adv_blocks})")
-    p.add_argument("--backend", choices=backend.BACKENDS, default=None,
-                   help="array backend (default: $AVB_BACKEND, else numpy)")
-    p.add_argument("--out", default=out, help=f"output folder for results, figures and checkpoint (default {out})")
-    p.add_argument("--save-every", type=checked("save_every", validate.non_negative_int), default=0,
-                   help="save OUT/checkpoint.npz every this many iterations (default 0: at the end and on Ctrl-C only)")
-    p.add_argument("--resume", metavar="PATH", default=None, type=checked("resume", validate.path, str),
-                   help="continue the runs saved in PATH to --steps; the other flags must match the saved run's")
-    p.add_argument("--overwrite", action="store_true", help="replace a checkpoint already in --out with a new run")
-    p.add_argument("--ac", action="store_true", help="also train AVB with adaptive contrast (AVB+AC: the "
-                   f"noise-basis encoder with {default.n_bases} bases, contrasted with its own Gaussian moments)")
-
-
-def parse_args(argv, experiment="toy"):
-    """The flags of one experiment (`python demo.py EXPERIMENT --help` lists them)."""
-    p = argparse.ArgumentParser(prog=f"demo.py {experiment}" if experiment != "toy" else "demo.py",
-                                description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    if experiment == "vi":
-        add_vi_arguments(p)
-    elif experiment == "toy":
-        default, full = config.Config(), config.official_toy()
-        add_training_flags(p, default, "avb_out")
-        p.add_argument("--full", action="store_true", help=f"the official toy configuration: 256-wide "
-                       f"5-block adversary, lr {full.lr_primal:g} / {full.lr_dual:g}, {full.steps} iterations")
-    else:
-        default = config.digits() if experiment == "digits" else config.mnist()
-        add_training_flags(p, default, f"avb_out/{experiment}")
-        p.add_argument("--z-dim", type=checked("z_dim", validate.positive_int), default=default.z_dim,
-                       help=f"latent dimension (default {default.z_dim}; 2 adds exact quadrature)")
-        p.add_argument("--ais-temps", type=checked("ais_temps", validate.positive_int), default=None,
-                       help=f"AIS temperatures (default {scoring.AIS_TEMPS})")
-        p.add_argument("--ais-chains", type=checked("ais_chains", validate.positive_int), default=None,
-                       help=f"AIS chains per test image (default {scoring.AIS_CHAINS})")
-        p.add_argument("--n-test", type=checked("n_test", validate.positive_int), default=None,
-                       help="score only the first N test images (default: all)")
-    if experiment == "mnist":
-        p.add_argument("--data-dir", required=True, type=checked("data_dir", validate.path, str),
-                       help="folder holding the MNIST files (or to download them into)")
-        p.add_argument("--download", action="store_true", help="download missing files into --data-dir, checked against checksums")
-        p.add_argument("--source", choices=("idx", "amat"), default="idx",
-                       help="idx: the MNIST IDX files, binarised dynamically (default); "
-                            "amat: Larochelle's fixed binarisation")
-    args = p.parse_args(argv)
-    args.experiment = experiment
-    return args
 
 
 # ----------------------------------------------------------------------------- training, shared
@@ -241,32 +179,7 @@ def report_images(runs, dataset, cfg, args):
 
 # ----------------------------------------------------------------------------- variational inference
 
-VI_TARGETS = {"banana": targets.banana, "mixture": targets.mixture, "ring": targets.ring,
-              "eight_schools": eight_schools.eight_schools, "eight_schools_mirror": eight_schools.eight_schools_mirror}
-
-
 VI_FILES = ["vi_partial.json", "vi_results.json", "vi_2d.png", "vi_schools.png"]   # the first: fits so far
-
-
-def add_vi_arguments(p):
-    """The flags of `python demo.py vi`."""
-    d = vi.VIConfig()
-    p.add_argument("--steps", type=checked("steps", validate.positive_int), default=d.steps,
-                   help=f"iterations per method and target (default {d.steps})")
-    p.add_argument("--seed", type=checked("seed", validate.non_negative_int), default=0, help="random seed (default 0)")
-    p.add_argument("--targets", default=",".join(VI_TARGETS),
-                   help=f"comma-separated subset of {', '.join(VI_TARGETS)} (default: all)")
-    p.add_argument("--methods", default=",".join(vi.VI_METHODS),
-                   help=f"comma-separated subset of {', '.join(vi.VI_METHODS)} (default: all)")
-    p.add_argument("--adv-width", type=checked("adv_width", validate.positive_int), default=d.adv_width,
-                   help=f"adversary width (default {d.adv_width}; official 256)")
-    p.add_argument("--adv-blocks", type=checked("adv_blocks", validate.non_negative_int), default=d.adv_blocks,
-                   help=f"adversary residual blocks (default {d.adv_blocks}; official 5)")
-    p.add_argument("--out", default="avb_out/vi", help="output folder (default avb_out/vi)")
-    p.add_argument("--resume", metavar="PATH", default=None, type=checked("resume", validate.path, str),
-                   help="continue an interrupted run from the fits saved in PATH (OUT/vi_partial.json); "
-                        "the other flags must match")
-    p.add_argument("--overwrite", action="store_true", help="replace the outputs of an earlier run in --out")
 
 
 def vi_table(results):
@@ -309,8 +222,8 @@ def vi_experiment(args, xp):
     """Fit every method to every target, score against the exact answers, print, save, plot."""
     names, methods = args.targets.split(","), args.methods.split(",")
     for n in names:
-        if n not in VI_TARGETS:
-            sys.exit(f"demo.py vi: error: --targets must be among {', '.join(VI_TARGETS)}, got {n!r}")
+        if n not in vi.TARGETS:
+            sys.exit(f"demo.py vi: error: --targets must be among {', '.join(vi.TARGETS)}, got {n!r}")
     for m in methods:
         if m not in vi.VI_METHODS:
             sys.exit(f"demo.py vi: error: --methods must be among {', '.join(vi.VI_METHODS)}, got {m!r}")
@@ -321,7 +234,7 @@ def vi_experiment(args, xp):
     partial = prepared(args, VI_FILES)                             # outputs checked, folder claimed
     flags = {k: getattr(args, k) for k in ("steps", "seed", "targets", "methods", "adv_width", "adv_blocks")}
     saved = load_partial(args.resume, flags) if args.resume else {"results": {}, "draws": {}}
-    built = {name: VI_TARGETS[name]() for name in names}            # exact answers computed here
+    built = {name: vi.TARGETS[name]() for name in names}            # exact answers computed here
     results, draws = {}, {m: {} for m in methods}
     done = {(n, m) for n, r in saved["results"].items() for m in r["methods"]}
 
@@ -380,7 +293,7 @@ def main(argv=None):
     late = [a for a in argv if a in EXPERIMENTS]
     if late:                                              # `demo.py --steps 2 digits`
         sys.exit(f"demo.py: error: the experiment comes first: python demo.py {late[0]} {' '.join(a for a in argv if a != late[0])}")
-    args = parse_args(argv, experiment)                   # --help ends here, matplotlib or not
+    args = parse_args(argv, experiment, __doc__)          # --help ends here, matplotlib or not
     require_matplotlib()
     try:
         xp = backend.use(args.backend) if getattr(args, "backend", None) else backend.current()

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import kl_estimates, network, targets, training, validate
+from . import eight_schools, kl_estimates, network, targets, training, validate
 from .backend import host_params, to_device, to_host
 from .draws import HostDraws
 from .guard import LOSS_SCALE, Guard
@@ -33,6 +33,8 @@ from .vi_objectives import (LOG_2PI, adaptive_contrast, avb_dual_loss, avb_prima
                             fixed_contrast, gaussian_loss, gaussian_q_init, gaussian_q_sample, networks, sampler)
 
 VI_METHODS = ("avb", "avb-ac", "meanfield", "fullrank")
+TARGETS = {"banana": targets.banana, "mixture": targets.mixture, "ring": targets.ring,   # name -> Target
+           "eight_schools": eight_schools.eight_schools, "eight_schools_mirror": eight_schools.eight_schools_mirror}
 LOSS_BOUND = LOSS_SCALE * 100   # |loss| beyond 1e6 nats per sample is a runaway (log p~ of every target
 #                                 here is within a few hundred nats over its plotting box)
 
