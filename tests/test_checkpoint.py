@@ -20,7 +20,7 @@ def test_resume_is_exact(method, tmp_path):
     path = tmp_path / "checkpoint.npz"
     first = trained(tiny(), method, 5)
     checkpoint.save(path, {method: first})
-    resumed = checkpoint.load(path, expected_cfg=tiny())[method]
+    resumed = checkpoint.load(path, expected_cfg=tiny(), xp=np)[method]   # beside NumPy runs
     assert_same_state(resumed, first)
     training.train(resumed, toy_data(), 7)
     assert_same_state(resumed, trained(tiny(), method, 12))
@@ -34,7 +34,7 @@ def test_both_runs_in_one_file_and_a_fresh_run(tmp_path):
     runs = {"avb": trained(tiny(), "avb", 3), "vae": training.new_run(tiny(), "vae", np)}
     checkpoint.save(path, runs)
     assert os.listdir(tmp_path) == ["both"]
-    loaded = checkpoint.load(path)
+    loaded = checkpoint.load(path, xp=np)
     assert list(loaded) == ["avb", "vae"]
     for name in runs:
         assert_same_state(loaded[name], runs[name])
