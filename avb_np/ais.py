@@ -76,6 +76,7 @@ def hmc_transition(target, beta, state, step, p0, log_u, n_leapfrog):
 
 N_TEMPS, N_CHAINS, N_LEAPFROG, STEP_SIZE, TARGET_ACCEPT = 100, 4, 10, 0.1, 0.65   # see `ais`
 PRIOR_SHARE = 0.25   # share of each point's chains started from the prior (see `ais`)
+PILOT_TEMPS = 50     # temperatures of the pilot run that tunes the steps (see `ais`)
 
 
 def prior_chains(n_chains, proposal, share=PRIOR_SHARE):
@@ -108,13 +109,18 @@ def ais(nets, params, data, proposal, rng, n_temps=N_TEMPS, n_chains=N_CHAINS, n
     misses; where the encoder is right they cost little, because r is the same mixture for all.
 
     Steps. Leapfrog steps h_c,d = eps_c s_c,d per chain c and dimension d: s is the std of the
-    component the chain started from (1 for the prior's chains), and eps_c starts at step_size and
-    is adapted after each transition to the distribution at that temperature, from the chain's
-    own acceptance probability: x1.1 above target_accept + 0.05, /1.1 below target_accept - 0.05
-    (the official code's band, 0.6-0.7, applied per chain: a chain in a wide region grows its
-    steps while one in a narrow mode shrinks them, and no chain is held to the proposal's scale).
-    target_accept=None keeps the steps fixed. Adaptation from a chain's own past strictly voids
-    AIS's unbiasedness (as in the official code and Wu et al.); with fixed steps it is exact.
+    component the chain started from (1 for the prior's chains). eps follows the distribution at
+    each temperature, not the proposal's scale, and is tuned by a pilot run: first the same
+    chains run along PILOT_TEMPS of the temperatures, each eps starting at step_size and adapted
+    after each transition from its chain's acceptance probability (x1.1 above target_accept +
+    0.05, /1.1 below target_accept - 0.05: the official code's band, 0.6-0.7); then, per data
+    point and per group of chains (prior-started, proposal-started), the median of the pilot's
+    steps at each pilot temperature is fixed, and the real run uses it at the temperatures from
+    there to the next. The real run's steps depend only on the pilot's draws, never on its own
+    chains' past, so each transition leaves f_beta invariant and the weights stay unbiased
+    (adapting a chain from its own past, as the official code and Wu et al. do, voids that; on the
+    digits it put the VAE's AIS above the exact value: benchmarks/ais_digits.py). The pilot costs
+    PILOT_TEMPS / n_temps of the run. target_accept=None: no pilot, eps = step_size throughout.
     log: called with a progress line ten times per batch of data points.
 
     Defaults: 100 sigmoid temperatures, 4 chains, 10 leapfrog steps, i.e. 4,000 decoder passes
@@ -155,6 +161,7 @@ def _anneal(nets, params, data, proposal, z_star, rng, n_temps, n_chains, n_leap
         if z_star.shape != (K, Dz):
             raise ValueError(f"z_star must have shape (data points, z_dim) = {(K, Dz)}, got {z_star.shape}")
     betas = schedule(n_temps, kind)[::-1] if reverse else schedule(n_temps, kind)   # (T + 1,)
+    pilot = None if target_accept is None else betas[np.linspace(0, len(betas) - 1, PILOT_TEMPS + 1).astype(int)]
     T = len(betas) - 1
     log_w, eps_out, rates = np.empty((K, C)), np.empty(K), []
     P = max(1, likelihood.rows_per_pass(nets) // C)                     # data points per batch
@@ -171,34 +178,60 @@ def _anneal(nets, params, data, proposal, z_star, rng, n_temps, n_chains, n_leap
             return (*likelihood.log_joint(nets, params, x, z),
                     *likelihood.proposal_log_density(proposal, z, mean, std))
 
-        from_prior = draw((np.arange(len(rows)) % C < C0)[:, None])    # (R, 1) 1 for the prior's chains
-        scale = from_prior + (1 - from_prior) * std                     # (R, Dz) the start's std
-        if reverse:
-            z = draw(z_star[rows])                                      # z* ~ p(z|x)
-        else:                                                           # z_0 ~ its chain's part of r
-            z = likelihood.gaussian_sample((1 - from_prior) * mean, scale, draw(rng.standard_normal((len(rows), Dz))))
-        state = (z, *target(z))
-        eps = xp.full((len(rows), 1), step_size, dtype=dtype)           # (R, 1) step per chain
-        lw = xp.zeros(len(rows), dtype=np.float64)                      # (R,) log w, accumulated in float64
-        accepted = []                                                   # mean acceptance per temperature, on the device
-        for t in range(1, T + 1):
-            lw += float(betas[t] - betas[t - 1]) * (state[1] - state[3])     # log f_t(z) - log f_{t-1}(z)
-            if t == T:
-                break
-            p0 = draw(rng.standard_normal((len(rows), Dz)))             # momentum ~ N(0, I)
-            log_u = draw(np.log(rng.random(len(rows))))                 # (R,)
-            state, prob = hmc_transition(target, float(betas[t]), state, eps * scale, p0, log_u, L)
-            if target_accept is not None:                               # per chain, multiplicative
-                grow = xp.where(prob > target_accept + 0.05, 1.1,
-                                xp.where(prob < target_accept - 0.05, 1 / 1.1, 1.0))
-                eps = eps * grow.astype(dtype)[:, None]
-            accepted.append(prob.mean())                                # read once per batch: no sync per step
-            if log and (t % max(1, T // 10) == 0):
-                log(f"AIS {'reverse' if reverse else 'forward'}: points {ks[0]}-{ks[-1]}, temperature "
-                    f"{t}/{T}, beta {betas[t]:.4f}, acceptance {float(accepted[-1]):.2f}")
+        def chains(betas, steps, adapt):
+            """Run the R chains along `betas`; steps(t, eps) gives the step per chain at temperature
+            t. Returns log w (R,), the steps used at each temperature (list of (R, 1)), acceptance."""
+            from_prior = draw((np.arange(len(rows)) % C < C0)[:, None])  # (R, 1) 1 for the prior's chains
+            scale = from_prior + (1 - from_prior) * std                 # (R, Dz) the start's std
+            if reverse:
+                z = draw(z_star[rows])                                  # z* ~ p(z|x)
+            else:                                                       # z_0 ~ its chain's part of r
+                z = likelihood.gaussian_sample((1 - from_prior) * mean, scale, draw(rng.standard_normal((len(rows), Dz))))
+            state, eps = (z, *target(z)), xp.full((len(rows), 1), step_size, dtype=dtype)   # eps: (R, 1)
+            lw, used, accepted = xp.zeros(len(rows), dtype=np.float64), [], []   # log w in float64
+            for t in range(1, len(betas)):
+                lw += float(betas[t] - betas[t - 1]) * (state[1] - state[3])     # log f_t(z) - log f_{t-1}(z)
+                if t == len(betas) - 1:
+                    break
+                eps = steps(t, eps)
+                p0 = draw(rng.standard_normal((len(rows), Dz)))         # momentum ~ N(0, I)
+                log_u = draw(np.log(rng.random(len(rows))))             # (R,)
+                state, prob = hmc_transition(target, float(betas[t]), state, eps * scale, p0, log_u, L)
+                if adapt:                                               # per chain, multiplicative
+                    grow = xp.where(prob > target_accept + 0.05, 1.1,
+                                    xp.where(prob < target_accept - 0.05, 1 / 1.1, 1.0))
+                    eps = eps * grow.astype(dtype)[:, None]
+                used.append(eps)                                        # (the pilot's: as adapted here)
+                accepted.append(prob.mean())                            # read once per batch: no sync per step
+                if log and not adapt and (t % max(1, T // 10) == 0):
+                    log(f"AIS {'reverse' if reverse else 'forward'}: points {ks[0]}-{ks[-1]}, temperature "
+                        f"{t}/{T}, beta {betas[t]:.4f}, acceptance {float(accepted[-1]):.2f}")
+            return lw, used, accepted
+
+        if pilot is None:                                               # fixed steps
+            steps = lambda t, eps: eps                                  # noqa: E731
+        else:                                                           # steps tuned by a pilot run
+            _, used, _ = chains(pilot, lambda t, eps: eps, adapt=True)
+            tuned = _tuned_steps(xp, used, len(ks), C, C0)              # (PILOT_TEMPS - 1, R, 1)
+            at = np.searchsorted(pilot[1:-1], betas, side="right") if not reverse else \
+                np.searchsorted(-pilot[1:-1], -betas, side="right")     # the pilot temperature at or before
+            steps = lambda t, eps: tuned[min(at[t], len(tuned)) - 1] if at[t] else tuned[0]   # noqa: E731
+        lw, used, accepted = chains(betas, steps, adapt=False)
         rates += to_host(xp.stack(accepted)).tolist() if accepted else []
         log_w[ks] = to_host(lw).reshape(len(ks), C)
-        eps_out[ks] = to_host(eps).reshape(len(ks), C).mean(axis=1)
+        eps_out[ks] = to_host(used[-1]).reshape(len(ks), C).mean(axis=1) if used else step_size
     info = {"accept_rate": float(np.mean(rates)) if rates else math.nan, "step_size": eps_out,
             "prior_chains": C0}
     return likelihood.estimate(log_w, reverse=reverse, info=info)
+
+
+def _tuned_steps(xp, used, P, C, C0):
+    """The pilot's steps at each of its temperatures, as one step per group of chains: for each
+    data point, the median over its prior-started chains and over its proposal-started chains
+    (their scales differ). used: list over temperatures of (R, 1), R = P * C -> (len(used), R, 1)."""
+    eps = xp.stack(used).reshape(len(used), P, C)                       # (T_p, P, C)
+    out = xp.empty_like(eps)
+    for group in (slice(0, C0), slice(C0, C)):
+        if group.start < group.stop:
+            out[:, :, group] = xp.median(eps[:, :, group], axis=2, keepdims=True)
+    return out.reshape(len(used), P * C, 1)
