@@ -77,6 +77,7 @@ def hmc_transition(target, beta, state, step, p0, log_u, n_leapfrog):
 N_TEMPS, N_CHAINS, N_LEAPFROG, STEP_SIZE, TARGET_ACCEPT = 100, 4, 10, 0.1, 0.65   # see `ais`
 PRIOR_SHARE = 0.25   # share of each point's chains started from the prior (see `ais`)
 PILOT_TEMPS = 50     # temperatures of the pilot run that tunes the steps (see `ais`)
+WIDE_SHARE = 0.25    # share of HMC moves on the prior's scale rather than the proposal's (see `ais`)
 
 
 def prior_chains(n_chains, proposal, share=PRIOR_SHARE):
@@ -108,19 +109,21 @@ def ais(nets, params, data, proposal, rng, n_temps=N_TEMPS, n_chains=N_CHAINS, n
     sampling; Owen and Zhou 2000). The prior's chains reach posterior mass that an encoder
     misses; where the encoder is right they cost little, because r is the same mixture for all.
 
-    Steps. Leapfrog steps h_c,d = eps_c s_c,d per chain c and dimension d: s is the std of the
-    component the chain started from (1 for the prior's chains). eps follows the distribution at
-    each temperature, not the proposal's scale, and is tuned by a pilot run: first the same
-    chains run along PILOT_TEMPS of the temperatures, each eps starting at step_size and adapted
-    after each transition from its chain's acceptance probability (x1.1 above target_accept +
-    0.05, /1.1 below target_accept - 0.05: the official code's band, 0.6-0.7); then, per data
-    point and per group of chains (prior-started, proposal-started), the median of the pilot's
-    steps at each pilot temperature is fixed, and the real run uses it at the temperatures from
-    there to the next. The real run's steps depend only on the pilot's draws, never on its own
-    chains' past, so each transition leaves f_beta invariant and the weights stay unbiased
-    (adapting a chain from its own past, as the official code and Wu et al. do, voids that; on the
-    digits it put the VAE's AIS above the exact value: benchmarks/ais_digits.py). The pilot costs
-    PILOT_TEMPS / n_temps of the run. target_accept=None: no pilot, eps = step_size throughout.
+    Steps. Leapfrog steps h_d = eps s_d per dimension d. The scale s of each move is drawn afresh:
+    1 (the prior's) with probability WIDE_SHARE, else the std of the proposal's Gaussian part, so
+    a chain can cross to mass the proposal misses and still take fine steps inside a narrow mode
+    (a random choice of invariant kernels is an invariant kernel). eps is tuned by a pilot run: the same chains first run along PILOT_TEMPS of the
+    temperatures, each eps starting at step_size and adapted after each transition from its
+    chain's acceptance probability (x1.1 above target_accept + 0.05, /1.1 below target_accept -
+    0.05: the official code's band, 0.6-0.7); the median over a point's chains at each pilot
+    temperature is then fixed, and the real run uses it from that temperature to the next. So
+    the steps follow the distribution at each temperature, not the proposal's scale, while the
+    real run's kernels (a) depend only on the pilot's draws, never on the chain's own past, and
+    (b) are the same for every chain of a point, whichever stratum it started in. Both keep the
+    weights unbiased: (a) is AIS's requirement of f_beta-invariant kernels; without (b) the
+    expectation mixes two different AIS identities (a kernel per stratum put the digits VAE's
+    AIS above the exact value; benchmarks/ais_digits.py). The pilot costs PILOT_TEMPS / n_temps
+    of the run. target_accept=None: no pilot, eps = step_size throughout.
     log: called with a progress line ten times per batch of data points.
 
     Defaults: 100 sigmoid temperatures, 4 chains, 10 leapfrog steps, i.e. 4,000 decoder passes
@@ -161,7 +164,7 @@ def _anneal(nets, params, data, proposal, z_star, rng, n_temps, n_chains, n_leap
         if z_star.shape != (K, Dz):
             raise ValueError(f"z_star must have shape (data points, z_dim) = {(K, Dz)}, got {z_star.shape}")
     betas = schedule(n_temps, kind)[::-1] if reverse else schedule(n_temps, kind)   # (T + 1,)
-    pilot = None if target_accept is None else betas[np.linspace(0, len(betas) - 1, PILOT_TEMPS + 1).astype(int)]
+    pilot = None if target_accept is None else betas[np.unique(np.linspace(0, len(betas) - 1, PILOT_TEMPS + 1).astype(int))]
     T = len(betas) - 1
     log_w, eps_out, rates = np.empty((K, C)), np.empty(K), []
     P = max(1, likelihood.rows_per_pass(nets) // C)                     # data points per batch
@@ -182,11 +185,12 @@ def _anneal(nets, params, data, proposal, z_star, rng, n_temps, n_chains, n_leap
             """Run the R chains along `betas`; steps(t, eps) gives the step per chain at temperature
             t. Returns log w (R,), the steps used at each temperature (list of (R, 1)), acceptance."""
             from_prior = draw((np.arange(len(rows)) % C < C0)[:, None])  # (R, 1) 1 for the prior's chains
-            scale = from_prior + (1 - from_prior) * std                 # (R, Dz) the start's std
             if reverse:
                 z = draw(z_star[rows])                                  # z* ~ p(z|x)
             else:                                                       # z_0 ~ its chain's part of r
-                z = likelihood.gaussian_sample((1 - from_prior) * mean, scale, draw(rng.standard_normal((len(rows), Dz))))
+                start = from_prior + (1 - from_prior) * std             # (R, Dz) that part's std
+                z = likelihood.gaussian_sample((1 - from_prior) * mean, start, draw(rng.standard_normal((len(rows), Dz))))
+
             state, eps = (z, *target(z)), xp.full((len(rows), 1), step_size, dtype=dtype)   # eps: (R, 1)
             lw, used, accepted = xp.zeros(len(rows), dtype=np.float64), [], []   # log w in float64
             for t in range(1, len(betas)):
@@ -196,6 +200,8 @@ def _anneal(nets, params, data, proposal, z_star, rng, n_temps, n_chains, n_leap
                 eps = steps(t, eps)
                 p0 = draw(rng.standard_normal((len(rows), Dz)))         # momentum ~ N(0, I)
                 log_u = draw(np.log(rng.random(len(rows))))             # (R,)
+                wide = draw((rng.random((len(rows), 1)) < WIDE_SHARE))  # (R, 1) this move's scale: 1 or std
+                scale = wide + (1 - wide) * std                         # (R, Dz), the same law for every chain
                 state, prob = hmc_transition(target, float(betas[t]), state, eps * scale, p0, log_u, L)
                 if adapt:                                               # per chain, multiplicative
                     grow = xp.where(prob > target_accept + 0.05, 1.1,
@@ -208,11 +214,11 @@ def _anneal(nets, params, data, proposal, z_star, rng, n_temps, n_chains, n_leap
                         f"{t}/{T}, beta {betas[t]:.4f}, acceptance {float(accepted[-1]):.2f}")
             return lw, used, accepted
 
-        if pilot is None:                                               # fixed steps
+        if pilot is None or len(pilot) < 3:                             # fixed steps (or no move to tune)
             steps = lambda t, eps: eps                                  # noqa: E731
         else:                                                           # steps tuned by a pilot run
             _, used, _ = chains(pilot, lambda t, eps: eps, adapt=True)
-            tuned = _tuned_steps(xp, used, len(ks), C, C0)              # (PILOT_TEMPS - 1, R, 1)
+            tuned = _tuned_steps(xp, used, len(ks), C)                  # (PILOT_TEMPS - 1, R, 1)
             at = np.searchsorted(pilot[1:-1], betas, side="right") if not reverse else \
                 np.searchsorted(-pilot[1:-1], -betas, side="right")     # the pilot temperature at or before
             steps = lambda t, eps: tuned[min(at[t], len(tuned)) - 1] if at[t] else tuned[0]   # noqa: E731
@@ -225,13 +231,9 @@ def _anneal(nets, params, data, proposal, z_star, rng, n_temps, n_chains, n_leap
     return likelihood.estimate(log_w, reverse=reverse, info=info)
 
 
-def _tuned_steps(xp, used, P, C, C0):
-    """The pilot's steps at each of its temperatures, as one step per group of chains: for each
-    data point, the median over its prior-started chains and over its proposal-started chains
-    (their scales differ). used: list over temperatures of (R, 1), R = P * C -> (len(used), R, 1)."""
+def _tuned_steps(xp, used, P, C):
+    """The pilot's steps at each of its temperatures as one step per data point, the median over
+    its C chains: every chain of a point must move by the same kernel (see `ais`).
+    used: list over temperatures of (R, 1), R = P * C -> (len(used), R, 1)."""
     eps = xp.stack(used).reshape(len(used), P, C)                       # (T_p, P, C)
-    out = xp.empty_like(eps)
-    for group in (slice(0, C0), slice(C0, C)):
-        if group.start < group.stop:
-            out[:, :, group] = xp.median(eps[:, :, group], axis=2, keepdims=True)
-    return out.reshape(len(used), P * C, 1)
+    return xp.repeat(xp.median(eps, axis=2, keepdims=True), C, axis=2).reshape(len(used), P * C, 1)

@@ -251,7 +251,7 @@ def get_array_module(*args):
 
 # The functions of CuPy's namespace that avb_np calls on device arrays (the same names as NumPy's).
 FUNCTIONS = ("abs", "array_equal", "concatenate", "diag", "divide", "exp", "expm1", "full", "full_like", "isfinite", "isnan",
-             "log", "log1p", "logaddexp", "maximum", "minimum", "multiply", "ones", "ones_like", "repeat",
+             "log", "log1p", "logaddexp", "maximum", "median", "minimum", "multiply", "ones", "ones_like", "repeat",
              "reshape", "split", "sqrt", "stack", "sum", "tanh", "tril", "where", "zeros", "zeros_like")
 globals().update({name: _device_function(getattr(np, name)) for name in FUNCTIONS})
 CONSTANTS = ("inf", "nan", "pi", "e", "newaxis", "float16", "float32", "float64", "int8", "int16", "int32",
