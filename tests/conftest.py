@@ -6,10 +6,14 @@ backend (AVB_BACKEND=cupy): the tests that need CuPy run on it instead of being 
 everything that takes backend.current() runs on the device path (docs/gpu.md)."""
 import os
 
-import pytest
+for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):   # before NumPy loads BLAS:
+    os.environ.setdefault(_name, "1")   # the tests' matrices are small, and one thread per process never
+#                                         oversubscribes the cores when other jobs share the machine
 
-import strict_cupy
-from avb_np import backend
+import pytest  # noqa: E402
+
+import strict_cupy  # noqa: E402
+from avb_np import backend  # noqa: E402
 
 WHOLE_SUITE = os.environ.get("AVB_STRICT_CUPY", "") not in ("", "0")
 

@@ -1,4 +1,5 @@
 """`python demo.py` end to end, for a few iterations (the full run is timed in the README)."""
+import functools
 import json
 import shlex
 import subprocess
@@ -185,6 +186,7 @@ def test_vi_demo(tmp_path, capsys, monkeypatch):
     both figures are written, every sample inside its panel; an unknown target is refused by name."""
     out = tmp_path / "vi"
     figures = record_figures(monkeypatch)
+    monkeypatch.setattr(vi, "compare", functools.partial(vi.compare, n_kl=20_000, n_elbo=5_000))   # fewer draws
     demo.main(["vi", "--steps", "20", "--targets", "banana,eight_schools_mirror", "--out", str(out)])
     assert "Eight Schools" in capsys.readouterr().out
     results = json.loads((out / "vi_results.json").read_text())
@@ -209,6 +211,7 @@ def test_vi_demo_refuses_to_replace_and_resumes_after_an_interrupt(tmp_path, cap
     numbers equal an uninterrupted run's exactly (each fit has its own random stream)."""
     flags = ["vi", "--steps", "20", "--targets", "ring", "--methods", "meanfield,avb"]
     monkeypatch.setattr("avb_np.vi_plots.figure_2d", lambda *a, **k: None)   # figures: tested above
+    monkeypatch.setattr(vi, "compare", functools.partial(vi.compare, n_kl=20_000, n_elbo=5_000))
     whole = demo.main(flags + ["--out", str(tmp_path / "whole")])
     with pytest.raises(SystemExit) as info:
         demo.main(flags + ["--out", str(tmp_path / "whole")])
