@@ -82,7 +82,9 @@ def train_models(args, cfg, models, train_data, xp, files, valid=None):
         try:
             runs = checkpoint.load(args.resume, expected_cfg=cfg, xp=xp)
         except checkpoint.CheckpointError as err:
-            sys.exit(f"demo.py: error: {err}\nPass the flags the run was started with, or rerun without --resume.")
+            hint = ("\nPass the flags the run was started with, or rerun without --resume."
+                    if "different configuration" in str(err) else "")
+            sys.exit(f"demo.py: error: {err}{hint}")
         if set(runs) - set(models):                # runs not yet started are trained fresh
             sys.exit(f"demo.py: error: the checkpoint holds the runs {sorted(runs)}, among them AVB with "
                      "adaptive contrast; pass --ac to resume it")

@@ -5,8 +5,9 @@
     "avb"     neural sampler z = g(x, eps)             T(x, z) - log p(x|z)                    T(x, z)           E_q[T(x, z)]
     "avb-ac"  noise-basis sampler (avb_np.ac)          T(x, z~) + log r - log p(z) - log p(x|z)  T(x, z~)        E_q[T(x, z~) + log r(z|x) - log p(z)]
 
-Training (avb_np.training), evaluation, scoring and checkpoints read what they need from
-METHODS[run.method]; nothing else compares method names.
+Training (avb_np.training), evaluation, scoring, checkpoints and the figures read what they need
+from METHODS[run.method] rather than comparing method names (only validate_run's checks of a
+Config name the two methods with extra requirements).
 """
 from dataclasses import dataclass
 from typing import Callable, Optional

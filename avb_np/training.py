@@ -170,6 +170,12 @@ def iteration(run, draws, guard, losses=None):
 
     each on a fresh minibatch and fresh noise. The VAE takes the primal step only. The guard
     only watches: it checks each loss and each update (avb_np.guard). Returns both losses.
+
+    Beside the paper's box: Algorithm 1 draws one minibatch x, z_p and eps, computes the
+    gradients of both players on it and updates theta, phi and psi together, once. Here, as in
+    the authors' code, the players take turns (the adversary's steps see the encoder that the
+    primal step just moved), each step draws afresh, and the adversary takes dual_steps steps
+    (2, the official code's) per primal step; with dual_steps=1 it is the box taken in turn.
     losses: (primal_loss, dual_loss), functions (run, draws) -> (loss, grads); default this
     module's (avb_np.vi passes its own).
     """
