@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from avb_np import checkpoint, training, vi
+from avb_np import checkpoint, evaluation, training, vi
 from avb_np.config import Config
 from avb_np.data import toy_data
 from common import assert_same_state, interrupt_dual_loss
@@ -30,6 +30,8 @@ def test_demo_writes_results_and_figures(tmp_path, capsys, monkeypatch):
     figures trigger none of them. Underflow to 0 (e.g. exp of a very negative log-density) is
     the correct result and stays ignored, as by default."""
     figures = record_figures(monkeypatch)
+    monkeypatch.setattr(evaluation, "evaluate", functools.partial(evaluation.evaluate, n_samples=20_000, n_mc=2_000,
+                                                                  bins=100))   # fewer draws than the demo's
     with np.errstate(over="raise", divide="raise", invalid="raise"):
         demo.main(["--steps", "30", "--save-every", "20", "--out", str(tmp_path)])
     out = capsys.readouterr().out
