@@ -48,3 +48,18 @@ def interrupt_dual_loss(monkeypatch, at):
             raise KeyboardInterrupt
         return original(run, draws)
     monkeypatch.setattr(training, "dual_loss", dual_loss)
+
+
+def digits_vae(steps, n_test):
+    """A small VAE (z_dim 2, 64-wide) trained `steps` iterations on the digits: the run, its
+    float64 parameters, the first n_test test images and their exact log p(x) on a 200 x 200
+    grid over [-5, 5]^2 (cells 0.05 wide; the posteriors' std is about 0.1-0.4)."""
+    from avb_np import backend, data, quadrature, training
+    cfg = Config(x_dim=64, z_dim=2, enc_hidden=(64,), dec_hidden=(64,), batch_size=64,
+                 lr_primal=3e-3, log_every=0, eval_every=0)
+    ds = data.load("digits")
+    run = training.train(training.new_run(cfg, "vae", np), ds.train, steps, log=None)
+    params = backend.host_params(run.params)
+    x = ds.test[:n_test]
+    return run, params, x, quadrature.log_likelihood_per_point(run.nets, params, x, n=200, lim=5.0)
+

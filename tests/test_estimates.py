@@ -9,22 +9,16 @@ import math
 import numpy as np
 import pytest
 
-from avb_np import ais, backend, data, diagnostics, evaluation, kl_estimates, likelihood, quadrature, targets, training, vi
-from avb_np.config import Config
+from avb_np import ais, diagnostics, evaluation, kl_estimates, likelihood, targets, vi
 from avb_np.vi_config import VIConfig
+from common import digits_vae
 
 
 @pytest.fixture(scope="module")
 def digits():
-    """A small VAE (z_dim 2, 64-wide) trained 600 iterations on the digits, 16 test images, their
-    exact log p(x) (200 x 200 grid over [-5, 5]^2) and a Gaussian fitted to 256 encoder samples."""
-    cfg = Config(x_dim=64, z_dim=2, enc_hidden=(64,), dec_hidden=(64,), batch_size=64,
-                 lr_primal=3e-3, log_every=0, eval_every=0)
-    ds = data.load("digits")
-    run = training.train(training.new_run(cfg, "vae", np), ds.train, 600, log=None)
-    params = backend.host_params(run.params)
-    x = ds.test[:16]
-    exact = quadrature.log_likelihood_per_point(run.nets, params, x, n=200, lim=5.0)
+    """common.digits_vae at 600 iterations and 16 test images, and a Gaussian fitted to 256
+    encoder samples of each."""
+    run, params, x, exact = digits_vae(600, 16)
     r = likelihood.gaussian_from_samples(evaluation.sample_q(run, x, 256, np.random.default_rng(0)))
     return run, params, x, exact, r
 

@@ -15,7 +15,7 @@ import pytest
 from avb_np import ais, backend, data, evaluation, gradcheck, likelihood, losses, models, network, quadrature, training
 from avb_np.config import Config
 from avb_np.layers import sigmoid
-from common import tiny, trained
+from common import digits_vae, tiny, trained
 
 
 # ----------------------------------------------------------------------------- fixtures
@@ -30,16 +30,8 @@ def toy(request):
 
 @pytest.fixture(scope="module")
 def digits():
-    """A small VAE (z_dim 2, 64-wide) trained 1,000 iterations on the digits, 20 test images and
-    their exact log p(x) on a 200 x 200 grid over [-5, 5]^2 (cells 0.05 wide; the posteriors'
-    std is about 0.1-0.4)."""
-    cfg = Config(x_dim=64, z_dim=2, enc_hidden=(64,), dec_hidden=(64,), batch_size=64,
-                 lr_primal=3e-3, log_every=0, eval_every=0)
-    ds = data.load("digits")
-    run = training.train(training.new_run(cfg, "vae", np), ds.train, 1000, log=None)
-    params = backend.host_params(run.params)
-    x = ds.test[:20]
-    return run, params, x, quadrature.log_likelihood_per_point(run.nets, params, x, n=200, lim=5.0)
+    """common.digits_vae at 1,000 iterations and 20 test images."""
+    return digits_vae(1000, 20)
 
 
 # ----------------------------------------------------------------------------- gradients, formulas
