@@ -42,11 +42,19 @@ def affine_exercise():
         dx, dW, db = impl.affine_backward(np.ones((3, 5)), layers.affine_forward(np.ones((3, 2)), W, np.zeros(5))[1])
         return {"dx": close_to(dx, np.tile(W.sum(axis=1), (3, 1))), "dW": close_to(dW, np.full((2, 5), 3.0)),
                 "db": close_to(db, np.full(5, 3.0))}
+    def skips(impl):                        # what the flags leave out comes back as None
+        cache = layers.affine_forward(np.ones((3, 2)), np.ones((2, 5)), np.zeros(5))[1]
+        fixed = impl.affine_backward(np.ones((3, 5)), cache, param_grads=False)
+        first = impl.affine_backward(np.ones((3, 5)), cache, input_grad=False)
+        ok = fixed[0] is not None and fixed[1] is None and fixed[2] is None and first[0] is None
+        return 0.0 if ok else math.inf
     return Exercise("ex01_affine_backward", "affine backward", "out = x W + b: dx = dout W^T, dW = x^T dout, db = "
                     "dout summed over the batch", "layers", ("affine_backward",), [
         Check("gradient check", gradient, TOL_SMOOTH, "dx = dout @ W.T, dW = x.T @ dout, db = dout summed over rows"),
         Check("x, dout ones (N 3, D 2, H 5): dW = db = 3", ones, TOL_EXACT, "sum the rows' gradients (axis 0), do "
-              "not average; mind the shapes")], ("affine_forward",))
+              "not average; mind the shapes"),
+        Check("param_grads=False: dW = db = None; input_grad=False: dx = None", skips, TOL_EXACT,
+              "compute only what is asked for and return None in the other places")], ("affine_forward",))
 
 
 def elu_exercise():

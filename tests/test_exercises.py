@@ -115,6 +115,7 @@ BUGS = [
     (1, "dout @ W.T if input_grad", "dout @ W if input_grad", "gradient check: x"),             # missing transpose
     (1, "db = dout.sum(axis=0)", "db = dout.mean(axis=0)", "gradient check: b"),               # averaged, not summed
     (1, "db = dout.sum(axis=0)", "db = dout", "dW = db = 3: db"),                              # not summed at all
+    (1, "if not param_grads:", "if False:", "param_grads=False"),                                # flag ignored
     (2, "return dout * (neg + 1)", "return dout * neg", "gradient check: x"),                  # e^x - 1 for e^x
     (3, "dlogits = x - sigmoid(logits)", "dlogits = sigmoid(logits) - x", "gradient check: logits"),   # sign flip
     (4, "return kl, mu, sigma2 - 1", "return kl, -mu, sigma2 - 1", "gradient check: mu"),      # sign flip in dmu
