@@ -99,12 +99,7 @@ def train_models(args, cfg, models, train_data, xp, files, valid=None):
         checkpoint.save(path, runs)
         return (f"\ninterrupted: saved {path} (" + ", ".join(f"{m} at iteration {r.step}" for m, r in runs.items())
                 + f"). Resume with:\n  {resume_command(args, path)}")
-    try:
-        for method in models:                             # every run exists before any trains
-            runs.setdefault(method, training.new_run(cfg, method, xp))
-    except (TypeError, ValueError) as err:                # e.g. networks too large for memory
-        sys.exit(f"demo.py: error: {err}")
-    runs = {m: runs[m] for m in models}
+    runs = {m: runs.get(m) or training.new_run(cfg, m, xp) for m in models}   # all exist before any trains
     with outputs.exit_on_interrupt(interrupted):
         try:
             for method, run in runs.items():

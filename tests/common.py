@@ -37,17 +37,24 @@ def assert_same_state(a, b):
         np.testing.assert_array_equal(a.history[k], b.history[k], err_msg=k)
 
 
-def interrupt_dual_loss(monkeypatch, at):
-    """Make the `at`-th adversary step of training raise KeyboardInterrupt, as Ctrl-C would."""
-    from avb_np import training
-    calls, original = [], training.dual_loss
+def interrupt_call(monkeypatch, owner, name, at):
+    """Make the `at`-th call of owner.name raise KeyboardInterrupt, as Ctrl-C would; the other
+    calls go through. Returns the original function."""
+    calls, original = [], getattr(owner, name)
 
-    def dual_loss(run, draws):
+    def interrupted(*args, **kwargs):
         calls.append(1)
         if len(calls) == at:
             raise KeyboardInterrupt
-        return original(run, draws)
-    monkeypatch.setattr(training, "dual_loss", dual_loss)
+        return original(*args, **kwargs)
+    monkeypatch.setattr(owner, name, interrupted)
+    return original
+
+
+def interrupt_dual_loss(monkeypatch, at):
+    """Make the `at`-th adversary step of training raise KeyboardInterrupt."""
+    from avb_np import training
+    return interrupt_call(monkeypatch, training, "dual_loss", at)
 
 
 def digits_vae(steps, n_test):

@@ -12,7 +12,7 @@ import pytest
 from avb_np import checkpoint, evaluation, training, vi
 from avb_np.config import Config
 from avb_np.data import toy_data
-from common import assert_same_state, interrupt_dual_loss
+from common import assert_same_state, interrupt_call, interrupt_dual_loss
 from test_figures import assert_all_shown, record_figures, reference_lines
 
 REPO = Path(__file__).resolve().parents[1]
@@ -218,14 +218,7 @@ def test_vi_demo_refuses_to_replace_and_resumes_after_an_interrupt(tmp_path, cap
     with pytest.raises(SystemExit) as info:
         demo.main(flags + ["--out", str(tmp_path / "whole")])
     assert "vi_results.json" in str(info.value.code) and "--overwrite" in str(info.value.code)
-    calls, fit = [], vi.fit
-
-    def interrupting(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return fit(*args, **kwargs)
-    monkeypatch.setattr(vi, "fit", interrupting)
+    fit = interrupt_call(monkeypatch, vi, "fit", at=2)
     out = tmp_path / "cut"
     with pytest.raises(SystemExit) as info:
         demo.main(flags + ["--out", str(out)])

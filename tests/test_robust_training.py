@@ -10,7 +10,7 @@ import pytest
 
 from avb_np import backend, checkpoint, draws, quadrature, training
 from avb_np.data import toy_data
-from common import assert_same_state, interrupt_dual_loss, tiny, trained
+from common import assert_same_state, interrupt_call, interrupt_dual_loss, tiny, trained
 
 RAISE = dict(over="raise", invalid="raise", divide="raise")   # underflow to 0 stays allowed
 QUIET = dict(over="ignore", invalid="ignore")                 # let NaN and inf reach the guard
@@ -210,14 +210,7 @@ def test_ctrl_c_during_the_log_likelihood_redoes_the_whole_iteration(monkeypatch
     """Ctrl-C while iteration 4's exact log-likelihood is computed (eval_every=2) leaves the run
     at the end of iteration 3; continued, it equals an uninterrupted run bit for bit, history
     (with the log-likelihood of iteration 4) included."""
-    calls, exact = [], quadrature.log_likelihood
-
-    def interrupted_at_the_second(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return exact(*args, **kwargs)
-    monkeypatch.setattr(quadrature, "log_likelihood", interrupted_at_the_second)
+    interrupt_call(monkeypatch, quadrature, "log_likelihood", at=2)
     run = training.new_run(tiny(), "avb", np)
     with pytest.raises(training.Interrupted, match="during iteration 4.*end of iteration 3"):
         training.train(run, toy_data(), 6)
