@@ -61,7 +61,7 @@ def methods(args):
 def configure(cfg, args):
     """The experiment's Config with the flags given applied."""
     cfg.seed = args.seed
-    for field in ("steps", "lr_primal", "lr_dual", "adv_width", "adv_blocks"):   # flags given override the configuration
+    for field in ("steps", "lr_primal", "lr_dual", "adv_width", "adv_blocks", "threads"):   # flags given override the configuration
         if getattr(args, field) is not None:
             setattr(cfg, field, getattr(args, field))
     return cfg

@@ -22,6 +22,9 @@ def add_training_flags(p, default, out):
                    help=f"width of the adversary's residual trunk (default {default.adv_width})")
     p.add_argument("--adv-blocks", type=checked("adv_blocks", validate.non_negative_int), default=None,
                    help=f"residual blocks of the adversary (default {default.adv_blocks})")
+    p.add_argument("--threads", type=checked("threads", validate.positive_int), default=None,
+                   help="split each minibatch into this many row shares computed at once, one thread "
+                        f"each (default {default.threads}: the plain loop; docs/speed.md measures it)")
     p.add_argument("--backend", choices=backend.BACKENDS, default=None,
                    help="array backend (default: $AVB_BACKEND, else numpy)")
     p.add_argument("--out", default=out, help=f"output folder for results, figures and checkpoint (default {out})")

@@ -28,6 +28,8 @@ class Method:
                                # per sample, KL = E_q[kl]; None: KL(q(z|x) || p(z)) in closed form (the VAE)
     contrast: bool = False     # the adversary sees standardised samples: needs q's moments (mu(x), sigma(x))
     ignores: tuple = ()        # Config fields this method does not use (a checkpoint need not match them)
+    by_rows: bool = True       # every loss is a mean of terms of single rows, so a minibatch splits into
+                               # row shares (avb_np.parallel); AVB+AC's contrast uses the whole batch's moments
 
 
 def _adversary_kl(nets, params, x, z, moments, prior_term):
@@ -53,7 +55,8 @@ METHODS = {
                   models.encode, objectives.primal_loss, objectives.dual_loss, _adversary_kl,
                   ignores=("n_bases", "basis_hidden")),
     "avb-ac": Method("avb-ac", "AVB+AC", ac.build, ac.noise_width,
-                     ac.encode, ac_objectives.primal_loss, ac_objectives.dual_loss, _contrast_kl, contrast=True),
+                     ac.encode, ac_objectives.primal_loss, ac_objectives.dual_loss, _contrast_kl, contrast=True,
+                  by_rows=False),
     "vae": Method("vae", "VAE", models.gaussian_encoder, lambda cfg: cfg.z_dim,
                   models.encode_gaussian, _vae_primal, None, None,
                   ignores=("eps_dim", "n_bases", "basis_hidden", "adv_width", "adv_blocks", "prior_term")),

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, fields, is_dataclass, replace
 
 import numpy as np
 
-from . import models, quadrature, validate, validate_run
+from . import models, parallel, quadrature, validate, validate_run
 from .config import FIXED
 from .draws import DRAWS
 from .guard import PLAYERS, Guard
@@ -221,16 +221,18 @@ def train(run, data, steps, log=print, valid=None, draws="host"):
     track = track if run.cfg.z_dim == 2 and not (valid is None and run.cfg.dynamic) else None
     draws = DRAWS[validate.choice("draws", draws, tuple(DRAWS))](run, data)
     cfg, hist, guard = run.cfg, run.history, Guard(run, draws, primal_loss)
+    shares = parallel.used(run)                            # the minibatch computed in row shares at once
+    losses = (parallel.split(primal_loss, shares), parallel.split(dual_loss, shares)) if shares > 1 else None
     last = run.step + steps
     t_log, step_log = time.perf_counter(), run.step
     # Underflow to 0 is a correct result, not divergence; the guard reports overflow and invalid
     # values itself, so NumPy's default warnings about them would only repeat it ("raise" stays).
     quiet = {k: "ignore" for k, how in np.geterr().items() if how == "warn"}
-    with np.errstate(**{**quiet, "under": "ignore"}), guard.restoring():
+    with np.errstate(**{**quiet, "under": "ignore"}), guard.restoring(), parallel.one_blas_thread(shares):
         for _ in range(steps):
             guard.snapshot()
             t0 = time.perf_counter()
-            primal, dual = guard.read(*iteration(run, draws, guard))   # floats: one transfer
+            primal, dual = guard.read(*iteration(run, draws, guard, losses))   # floats: one transfer
             run.seconds += time.perf_counter() - t0
             ll = None                                      # before the iteration counts as done, so that
             if track is not None and cfg.eval_every and (run.step + 1) % cfg.eval_every == 0:   # Ctrl-C here

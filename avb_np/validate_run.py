@@ -16,6 +16,7 @@ from .validate import (DTYPES, LR_SCHEDULES, MAX_DEPTH, METHOD_NAMES, OUT_GAIN_M
                        widths)
 
 HISTORY = ("step", "primal", "dual", "ll_step", "log_likelihood")   # a run's history, one list each
+MAX_THREADS = 64      # Config.threads: row shares (threads) per minibatch
 
 
 def config(cfg, method, name="Config"):
@@ -34,12 +35,15 @@ def config(cfg, method, name="Config"):
     if unknown:                                   # e.g. cfg.lr_dul = 1e-4, which nothing would read
         raise ValueError(f"{name} has no field {unknown[0]!r}; its fields are {sorted(known)}")
     out = {}
-    for field in ("x_dim", "z_dim", "n_bases", "adv_width", "batch_size", "dual_steps", "steps"):
+    for field in ("x_dim", "z_dim", "n_bases", "adv_width", "batch_size", "dual_steps", "steps", "threads"):
         out[field] = positive_int(f"{name}.{field}", getattr(cfg, field))
     for field in ("eps_dim", "adv_blocks", "seed", "log_every", "eval_every"):
         out[field] = non_negative_int(f"{name}.{field}", getattr(cfg, field))
     if out["adv_blocks"] > MAX_DEPTH:
         raise ValueError(f"{name}.adv_blocks must be at most {MAX_DEPTH} (avb_np.validate.MAX_DEPTH), got {out['adv_blocks']}")
+    if out["threads"] > MAX_THREADS:
+        raise ValueError(f"{name}.threads must be at most {MAX_THREADS} (avb_np.validate_run.MAX_THREADS), "
+                         f"got {out['threads']}: each share runs in a thread of its own")
     if method != "vae" and out["eps_dim"] == 0:
         raise ValueError(f"{name}.eps_dim must be >= 1 for the AVB encoders, got 0: without noise "
                          "z = g(x) is a point mass, whose KL to the prior is infinite")

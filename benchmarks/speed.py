@@ -103,7 +103,8 @@ def load_avb_np(package_dir=None):
         spec.loader.exec_module(sys.modules[name])
     return SimpleNamespace(config=importlib.import_module(f"{name}.config"),
                            training=importlib.import_module(f"{name}.training"),
-                           guard=_optional(f"{name}.guard"), draws=_optional(f"{name}.draws"))
+                           guard=_optional(f"{name}.guard"), draws=_optional(f"{name}.draws"),
+                           parallel=_optional(f"{name}.parallel"))
 
 
 def _optional(module):
@@ -114,20 +115,28 @@ def _optional(module):
         return None
 
 
-def numpy_callables(pkg, cfg, method, data):
-    """{"iteration", "guard", "matmul"} for the avb_np package `pkg`, and the run they step."""
+def numpy_callables(pkg, cfg, method, data, threads=1):
+    """{"iteration", "guard", "matmul"} for the avb_np package `pkg`, and the run they step.
+    With `threads` cores, a package that splits its minibatches (avb_np.parallel) does so as
+    `train` would with Config.threads = threads: the shares in threads, one BLAS thread each."""
     training = pkg.training
     known = {f.name for f in dataclasses.fields(pkg.config.Config)}   # an older Config may lack fields
+    cfg = dataclasses.replace(cfg, threads=threads) if "threads" in known else cfg
     run = training.new_run(pkg.config.Config(**{k: v for k, v in cfg.to_dict().items() if k in known}),
                            method, np)
     if hasattr(training, "iteration"):                 # Algorithm 1 in one function, the guard watching
         checker = pkg.guard.Guard(run, pkg.draws.HostDraws(run, data), training.primal_loss)
+        shares = pkg.parallel.used(run) if pkg.parallel else 1
+        losses = None
+        if shares > 1:                                # as train runs it: held for the rest of this process
+            losses = (pkg.parallel.split(training.primal_loss, shares), pkg.parallel.split(training.dual_loss, shares))
+            pkg.parallel.one_blas_thread(shares).__enter__()
 
         def guarded():                                # one iteration exactly as `train` runs it
             checker.snapshot()
-            checker.read(*training.iteration(run, checker.draws, checker))
+            checker.read(*training.iteration(run, checker.draws, checker, losses))
         return {"iteration": guarded, "guard": lambda: guard_work(pkg, run, method, cfg),
-                "matmul": matmul_block(np)}, run
+                "matmul": matmul_block(np, threads if shares > 1 else None)}, run
     iteration = training.avb_iteration if method == "avb" else training.vae_iteration
     players = ["primal"] + ["dual"] * (cfg.dual_steps if method == "avb" else 0)
     loss = np.float32(1.0)
@@ -159,8 +168,9 @@ def guard_work(pkg, run, method, cfg):
     float(np.concatenate(sizes).max())
 
 
-def matmul_block(lib):
-    """A callable doing MATMUL_REPEATS float32 matmuls of MATMUL's shape with numpy or torch."""
+def matmul_block(lib, threads=None):
+    """A callable doing MATMUL_REPEATS float32 matmuls of MATMUL's shape with numpy or torch;
+    with `threads`, BLAS runs that many threads for them (a split run holds it at one)."""
     rng = np.random.default_rng(0)
     M, K, N = MATMUL
     a, b = rng.standard_normal((M, K), np.float32), rng.standard_normal((K, N), np.float32)
@@ -170,7 +180,14 @@ def matmul_block(lib):
     def block():
         for _ in range(MATMUL_REPEATS):
             a @ b
-    return block
+    if threads is None:
+        return block
+
+    def with_threads():
+        from threadpoolctl import threadpool_limits
+        with threadpool_limits(limits=threads, user_api="blas"):
+            block()
+    return with_threads
 
 
 def torch_networks(torch, run):
@@ -317,7 +334,7 @@ def serve(conn, kind, threads, baseline_dir, malloc_pad):
                 if torch:
                     fns, run = torch_callables(torch, cfg, msg[3], data), None
                 else:
-                    fns, run = numpy_callables(pkg, cfg, msg[3], data)
+                    fns, run = numpy_callables(pkg, cfg, msg[3], data, threads)
                 reply = None
             elif msg[0] == "time":
                 f0, t0 = minor_faults(), time.perf_counter()
