@@ -75,9 +75,34 @@ def hmc_transition(target, beta, state, step, p0, log_u, n_leapfrog):
 
 
 N_TEMPS, N_CHAINS, N_LEAPFROG, STEP_SIZE, TARGET_ACCEPT = 100, 4, 10, 0.1, 0.65   # see `ais`
-PRIOR_SHARE = 0.25   # share of each point's chains started from the prior (see `ais`)
-PILOT_TEMPS = 50     # temperatures of the pilot run that tunes the steps (see `ais`)
+PRIOR_SHARE = 0.0    # share of each point's chains started from the prior (see `ais`)
+PILOT_TEMPS = 25     # temperatures of each pilot run (see `ais`)
 WIDE_SHARE = 0.25    # share of HMC moves on the prior's scale rather than the proposal's (see `ais`)
+JUMP_PRIOR = 0.25    # the prior's weight in the independence moves' proposal (see `independence_move`)
+
+
+def independence_move(target, beta, state, mean, std, rng, xp, dtype):
+    """One Metropolis-Hastings move of every chain to z' ~ h(z|x), drawn independently of z
+    (an independence sampler), h = (1 - b) N(mean, std^2) + b N(0, I), b = JUMP_PRIOR:
+
+        accept with probability  min(1, f_beta(z') h(z) / (f_beta(z) h(z'))),
+        log f_beta = (1 - beta) log r(z|x) + beta log p(x, z)   (read off the state's parts)
+
+    It leaves f_beta invariant (Metropolis-Hastings with a fixed proposal) and jumps between
+    modes that HMC's local steps cannot cross. state as in hmc_transition; mean, std: (R, Dz).
+    Costs one more pass of the decoder. Returns the new state."""
+    h = likelihood.Gaussian(mean, std, JUMP_PRIOR)
+    z = likelihood.proposal_sample(h, mean, std, rng, xp, dtype)                  # (R, Dz)
+    new = (z, *target(z))
+
+    def log_f(s):
+        return (1 - beta) * s[3] + beta * s[1]
+    log_h_new = likelihood.proposal_log_density(h, new[0], mean, std)[0]
+    log_h_old = likelihood.proposal_log_density(h, state[0], mean, std)[0]
+    log_a = log_f(new) - log_f(state) + log_h_old - log_h_new                    # (R,)
+    log_a = xp.where(xp.isnan(log_a), -xp.inf, log_a)
+    keep = to_device(np.log(rng.random(len(z))), xp) < log_a
+    return tuple(xp.where(keep.reshape(-1, *[1] * (a.ndim - 1)), b, a) for a, b in zip(state, new))
 
 
 def prior_chains(n_chains, proposal, share=PRIOR_SHARE):
@@ -99,37 +124,44 @@ def ais(nets, params, data, proposal, rng, n_temps=N_TEMPS, n_chains=N_CHAINS, n
     proposal: a likelihood.Gaussian (K, Dz), or None for the prior. All randomness (starts,
     momenta, accept draws) comes from the NumPy generator rng, drawn on the host.
 
-    Starts (stratified mixture). Of the C = n_chains chains of a point, C0 = prior_chains(C,
-    proposal, prior_share) start from the prior N(0, I) and C - C0 from the proposal's Gaussian
-    part, and the path starts from the mixture with exactly those weights,
-        r(z|x) = (1 - a) N(z; mean, std^2) + a N(z; 0, I),    a = C0 / C
-    (the proposal's own prior_weight is replaced by a). With g(z0) = E[w | z0] for a chain
-    started at z0, E[(1/C) sum_c w_c] = a E_N(0,I)[g] + (1 - a) E_N(mean,std^2)[g] = E_r[g] = p(x):
-    the weights stay unbiased (stratified sampling of a mixture, as in multiple importance
-    sampling; Owen and Zhou 2000). The prior's chains reach posterior mass that an encoder
-    misses; where the encoder is right they cost little, because r is the same mixture for all.
+    The path's start r and its kernels, chosen so the answer does not rest on the encoder:
 
-    Steps. Leapfrog steps h_d = eps s_d per dimension d. The scale s of each move is drawn afresh:
-    1 (the prior's) with probability WIDE_SHARE, else the std of the proposal's Gaussian part, so
-    a chain can cross to mass the proposal misses and still take fine steps inside a narrow mode
-    (a random choice of invariant kernels is an invariant kernel). eps is tuned by a pilot run: the same chains first run along PILOT_TEMPS of the
-    temperatures, each eps starting at step_size and adapted after each transition from its
-    chain's acceptance probability (x1.1 above target_accept + 0.05, /1.1 below target_accept -
-    0.05: the official code's band, 0.6-0.7); the median over a point's chains at each pilot
-    temperature is then fixed, and the real run uses it from that temperature to the next. So
-    the steps follow the distribution at each temperature, not the proposal's scale, while the
-    real run's kernels (a) depend only on the pilot's draws, never on the chain's own past, and
-    (b) are the same for every chain of a point, whichever stratum it started in. Both keep the
-    weights unbiased: (a) is AIS's requirement of f_beta-invariant kernels; without (b) the
-    expectation mixes two different AIS identities (a kernel per stratum put the digits VAE's
-    AIS above the exact value; benchmarks/ais_digits.py). The pilot costs PILOT_TEMPS / n_temps
-    of the run. target_accept=None: no pilot, eps = step_size throughout.
+    1. Search (forward AIS with a pilot). A first pilot run anneals every chain from the prior
+       N(0, I) along PILOT_TEMPS temperatures, with the moves below and steps adapted per chain.
+       Its chains end where p(z|x) has its mass, whether or not the encoder's Gaussian is
+       there; r's Gaussian part is then refitted to them: the mean of their last positions
+       under their AIS weights, and their weighted std widened by likelihood.WIDEN, never
+       narrower than the proposal's std (`_refit`). info['moved'] says per point how far the
+       mean moved, in the proposal's stds (a proposal that misses moves far).
+    2. Starts. Of the C = n_chains chains of a point, C0 = prior_chains(C, proposal,
+       prior_share) start from the prior and C - C0 from the Gaussian part, and the path starts
+       from the mixture with exactly those weights, r = (1 - a) N(mean, std^2) + a N(0, I),
+       a = C0 / C (stratified sampling of a mixture, Owen and Zhou 2000; default a = 0: the
+       refit Gaussian alone).
+    3. Moves. At each temperature one HMC transition, then one independence move to a draw of
+       r's Gaussian mixed with the prior (`independence_move`), which lets a chain cross to a
+       mode that HMC cannot reach. The HMC leapfrog steps are h_d = eps s_d per dimension: s is
+       drawn afresh per move, 1 (the prior's scale) with probability WIDE_SHARE, else r's std.
+    4. Steps. eps is tuned by a second pilot run along r's path: each chain's eps starts at
+       step_size and is adapted after each transition from its acceptance probability (x1.1
+       above target_accept + 0.05, /1.1 below target_accept - 0.05: the official code's band);
+       the median over a point's chains at each pilot temperature is then fixed, and the real
+       run uses it from that temperature to the next. So the steps follow the distribution at
+       each temperature, not the proposal's scale.
+
+    Why the weights stay unbiased: r and the kernels depend on the pilots' draws only, never on
+    a real chain's own past (AIS needs f_beta-invariant kernels fixed in advance), and every
+    chain of a point moves by the same kernels whichever stratum it started in (with a kernel
+    per stratum the expectation mixes two AIS identities: that put the digits VAE's AIS above
+    its exact value; benchmarks/ais_digits.py). target_accept=None: no pilots, r as given,
+    eps = step_size throughout. The pilots cost 2 PILOT_TEMPS / n_temps of the real run.
     log: called with a progress line ten times per batch of data points.
 
-    Defaults: 100 sigmoid temperatures, 4 chains, 10 leapfrog steps, i.e. 4,000 decoder passes
-    (forward and backward) per data point (the official code runs 1000-2000 linear temperatures
-    with 5-8 chains, Wu et al. 10,000 with 16). info of the Estimate: the mean acceptance rate,
-    each point's mean final step eps and `prior_chains` C0 (the first C0 columns of log_w).
+    Defaults: 100 sigmoid temperatures, 4 chains, 10 leapfrog steps and an independence move,
+    i.e. 4,400 decoder passes (forward and backward) per data point, and the pilots' half of
+    that (the official code runs 1000-2000 linear temperatures with 5-8 chains, Wu et al.
+    10,000 with 16). info of the Estimate: the mean acceptance rate of HMC, each point's mean
+    final step eps, `prior_chains` C0 (the first C0 columns of log_w) and `moved`.
     """
     return _anneal(nets, params, data, proposal, None, rng, n_temps, n_chains, n_leapfrog,
                    schedule, step_size, target_accept, prior_share, log)
@@ -139,7 +171,8 @@ def reverse_ais(nets, params, data, proposal, z_star, rng, n_temps=N_TEMPS, n_ch
                 n_leapfrog=N_LEAPFROG, schedule="sigmoid", step_size=STEP_SIZE, target_accept=TARGET_ACCEPT,
                 prior_share=PRIOR_SHARE, log=None):
     """Reverse AIS from exact posterior samples z_star: (K, Dz), z*_k ~ p(z|x_k) (every chain of
-    x_k starts there), annealed from beta = 1 to 0 towards the same mixture r as `ais`: a
+    x_k starts there), annealed from beta = 1 to 0 towards r as given (no search; the steps are
+    still tuned by a pilot, and the moves are those of `ais`): a
     stochastic upper bound on log p(x), an Estimate. For simulated data (z* ~ p(z),
     x ~ p(x|z*)), with `ais` it brackets log p(x) (bidirectional Monte Carlo)."""
     return _anneal(nets, params, data, proposal, z_star, rng, n_temps, n_chains, n_leapfrog,
@@ -156,8 +189,7 @@ def _anneal(nets, params, data, proposal, z_star, rng, n_temps, n_chains, n_leap
     if target_accept is not None:
         target_accept = validate.finite_float("target_accept", target_accept)
     K, Dz = proposal.mean.shape
-    proposal = (likelihood.prior(K, Dz) if C0 == C else                  # r: the stratified mixture
-                likelihood.Gaussian(proposal.mean, proposal.std, C0 / C))
+    a = 1.0 if C0 == C else C0 / C                                      # the prior's weight in r
     reverse = z_star is not None
     if reverse:
         z_star = np.asarray(to_host(z_star), dtype=np.float64)
@@ -165,8 +197,9 @@ def _anneal(nets, params, data, proposal, z_star, rng, n_temps, n_chains, n_leap
             raise ValueError(f"z_star must have shape (data points, z_dim) = {(K, Dz)}, got {z_star.shape}")
     betas = schedule(n_temps, kind)[::-1] if reverse else schedule(n_temps, kind)   # (T + 1,)
     pilot = None if target_accept is None else betas[np.unique(np.linspace(0, len(betas) - 1, PILOT_TEMPS + 1).astype(int))]
+    search = pilot is not None and len(pilot) >= 3 and not reverse and a < 1     # move r to the mass first
     T = len(betas) - 1
-    log_w, eps_out, rates = np.empty((K, C)), np.empty(K), []
+    log_w, eps_out, rates, moved = np.empty((K, C)), np.empty(K), [], np.zeros(K)
     P = max(1, likelihood.rows_per_pass(nets) // C)                     # data points per batch
     for k0 in range(0, K, P):
         ks = np.arange(k0, min(k0 + P, K))                              # (P,) data points of this batch
@@ -174,23 +207,30 @@ def _anneal(nets, params, data, proposal, z_star, rng, n_temps, n_chains, n_leap
         x, mean, std = likelihood.rows_of(data, proposal, rows, params)
         xp, dtype = array_module(x), x.dtype
 
-        def draw(a):                                                    # host draws onto the device
-            return to_device(a, xp).astype(dtype)
+        def draw(v):                                                    # host draws onto the device
+            return to_device(v, xp).astype(dtype)
 
-        def target(z):                                                  # the parts of log f at z
-            return (*likelihood.log_joint(nets, params, x, z),
-                    *likelihood.proposal_log_density(proposal, z, mean, std))
+        def chains(betas, steps, adapt, path, jumps):
+            """Run the R chains along `betas` from r = (1 - w) N(m, s^2) + w N(0, I), path = (w, m, s),
+            with independence moves from jumps = (m', s') mixed with the prior (see `ais`);
+            steps(t, eps) gives the step per chain at temperature t. Returns log w (R,), the
+            steps used at each temperature (list of (R, 1)), the acceptance rates and the last z."""
+            w, m, s = path
+            r = likelihood.Gaussian(m, s, 0.0 if w == 1 else w)
+            if w == 1:                                                  # the prior itself
+                m, s = xp.zeros_like(mean), xp.ones_like(std)
+                r = likelihood.Gaussian(m, s, 0.0)
 
-        def chains(betas, steps, adapt):
-            """Run the R chains along `betas`; steps(t, eps) gives the step per chain at temperature
-            t. Returns log w (R,), the steps used at each temperature (list of (R, 1)), acceptance."""
-            from_prior = draw((np.arange(len(rows)) % C < C0)[:, None])  # (R, 1) 1 for the prior's chains
+            def target(z):                                              # the parts of log f at z
+                return (*likelihood.log_joint(nets, params, x, z), *likelihood.proposal_log_density(r, z, m, s))
+
+            n0 = C if w == 1 else round(w * C)                          # chains per point from the prior
+            from_prior = draw((np.arange(len(rows)) % C < n0)[:, None])  # (R, 1) 1 for the prior's chains
             if reverse:
                 z = draw(z_star[rows])                                  # z* ~ p(z|x)
             else:                                                       # z_0 ~ its chain's part of r
-                start = from_prior + (1 - from_prior) * std             # (R, Dz) that part's std
-                z = likelihood.gaussian_sample((1 - from_prior) * mean, start, draw(rng.standard_normal((len(rows), Dz))))
-
+                z = likelihood.gaussian_sample((1 - from_prior) * m, from_prior + (1 - from_prior) * s,
+                                               draw(rng.standard_normal((len(rows), Dz))))
             state, eps = (z, *target(z)), xp.full((len(rows), 1), step_size, dtype=dtype)   # eps: (R, 1)
             lw, used, accepted = xp.zeros(len(rows), dtype=np.float64), [], []   # log w in float64
             for t in range(1, len(betas)):
@@ -200,9 +240,10 @@ def _anneal(nets, params, data, proposal, z_star, rng, n_temps, n_chains, n_leap
                 eps = steps(t, eps)
                 p0 = draw(rng.standard_normal((len(rows), Dz)))         # momentum ~ N(0, I)
                 log_u = draw(np.log(rng.random(len(rows))))             # (R,)
-                wide = draw((rng.random((len(rows), 1)) < WIDE_SHARE))  # (R, 1) this move's scale: 1 or std
-                scale = wide + (1 - wide) * std                         # (R, Dz), the same law for every chain
+                wide = draw((rng.random((len(rows), 1)) < WIDE_SHARE))  # (R, 1) this move's scale: 1 or s
+                scale = wide + (1 - wide) * s                           # (R, Dz), the same law for every chain
                 state, prob = hmc_transition(target, float(betas[t]), state, eps * scale, p0, log_u, L)
+                state = independence_move(target, float(betas[t]), state, *jumps, rng, xp, dtype)
                 if adapt:                                               # per chain, multiplicative
                     grow = xp.where(prob > target_accept + 0.05, 1.1,
                                     xp.where(prob < target_accept - 0.05, 1 / 1.1, 1.0))
@@ -212,23 +253,43 @@ def _anneal(nets, params, data, proposal, z_star, rng, n_temps, n_chains, n_leap
                 if log and not adapt and (t % max(1, T // 10) == 0):
                     log(f"AIS {'reverse' if reverse else 'forward'}: points {ks[0]}-{ks[-1]}, temperature "
                         f"{t}/{T}, beta {betas[t]:.4f}, acceptance {float(accepted[-1]):.2f}")
-            return lw, used, accepted
+            return lw, used, accepted, state[0]
 
+        path = (a, mean, std)
+        if search:                                                      # a first pilot from the prior
+            lw, _, _, z = chains(pilot, lambda t, eps: eps, True, (1.0, mean, std), (mean, std))
+            m2, s2 = _refit(xp, lw, z, std, len(ks), C)                 # where its weighted chains ended
+            moved[ks] = to_host(xp.abs(m2 - mean) / std).reshape(len(ks), C, Dz)[:, 0].max(axis=1)
+            path = (a, m2, s2)
         if pilot is None or len(pilot) < 3:                             # fixed steps (or no move to tune)
             steps = lambda t, eps: eps                                  # noqa: E731
         else:                                                           # steps tuned by a pilot run
-            _, used, _ = chains(pilot, lambda t, eps: eps, adapt=True)
+            _, used, _, _ = chains(pilot, lambda t, eps: eps, True, path, path[1:])
             tuned = _tuned_steps(xp, used, len(ks), C)                  # (PILOT_TEMPS - 1, R, 1)
             at = np.searchsorted(pilot[1:-1], betas, side="right") if not reverse else \
                 np.searchsorted(-pilot[1:-1], -betas, side="right")     # the pilot temperature at or before
             steps = lambda t, eps: tuned[min(at[t], len(tuned)) - 1] if at[t] else tuned[0]   # noqa: E731
-        lw, used, accepted = chains(betas, steps, adapt=False)
+        lw, used, accepted, _ = chains(betas, steps, False, path, path[1:])
         rates += to_host(xp.stack(accepted)).tolist() if accepted else []
         log_w[ks] = to_host(lw).reshape(len(ks), C)
         eps_out[ks] = to_host(used[-1]).reshape(len(ks), C).mean(axis=1) if used else step_size
     info = {"accept_rate": float(np.mean(rates)) if rates else math.nan, "step_size": eps_out,
-            "prior_chains": C0}
+            "prior_chains": C0, "moved": moved}
     return likelihood.estimate(log_w, reverse=reverse, info=info)
+
+
+def _refit(xp, lw, z, std, P, C):
+    """A Gaussian per data point from a pilot's last positions z: (R, Dz) and log weights lw: (R,),
+    R = P * C: the weighted mean, and the weighted std widened by likelihood.WIDEN but never
+    narrower than the proposal's `std` (R, Dz). Every chain of a point gets its point's: (R, Dz) each."""
+    lw = lw.reshape(P, C)
+    u = xp.exp(lw - lw.max(axis=1, keepdims=True))
+    u = (u / u.sum(axis=1, keepdims=True))[:, :, None]                  # (P, C, 1) normalised weights
+    zz = z.reshape(P, C, -1)
+    m = (u * zz).sum(axis=1, keepdims=True)                             # (P, 1, Dz)
+    var = (u * (zz - m) ** 2).sum(axis=1, keepdims=True)
+    s = xp.sqrt(likelihood.WIDEN ** 2 * var + std.reshape(P, C, -1) ** 2)
+    return xp.repeat(m, C, axis=1).reshape(P * C, -1), s.reshape(P * C, -1)
 
 
 def _tuned_steps(xp, used, P, C):

@@ -8,10 +8,10 @@ weights from another side and flags it:
 
     low_ess    ESS = (sum w)^2 / sum w^2 below ESS_SHARE x S: a few weights carry the estimate,
                so its standard error is itself unreliable
-    misses     AIS whose first C0 chains started from the prior (ais.ais): the prior's chains
-               give log mean w more than MISS_NATS above the proposal's chains. They anneal to
-               the same posterior, so a proposal that finds its mass scores as high; a lower
-               score means the encoder's Gaussian misses posterior mass the prior's chains reach
+    misses     AIS's search (chains annealed from the prior, ais.ais) found the posterior's mass
+               more than MISS_STDS of the proposal's stds from the encoder's Gaussian: the
+               encoder missed it. AIS then starts from what the search found; importance
+               sampling, which draws from the encoder's Gaussian as it is, is in doubt
     disagree   importance sampling against AIS: |IS - AIS| beyond 3 combined standard errors
                plus DISAGREE_NATS (both are stochastic lower bounds; the lower one lags)
     below_is   AIS below importance sampling by as much: IS's many draws from the prior part of
@@ -26,7 +26,7 @@ import numpy as np
 from .likelihood import log_mean_exp
 
 ESS_SHARE = 0.25       # low_ess: ESS below a quarter of the weights (2 of 8 chains, 250 of 1,000 samples)
-MISS_NATS = 1.0        # misses: the prior's chains ahead of the proposal's by more than this
+MISS_STDS = 3.0        # misses: the search moved the proposal's mean by more than this many of its stds
 DISAGREE_NATS = 0.05   # disagree: slack beyond 3 standard errors, for the estimators' own bias
 GAP_NATS = 0.5         # gap: a bracket wider than this
 
@@ -36,13 +36,11 @@ def low_ess(est, share=ESS_SHARE):
     return est.ess < share * est.log_w.shape[1]
 
 
-def misses(est, nats=MISS_NATS):
-    """The prior-started chains (the first est.info['prior_chains'] columns of log_w) ahead of the
-    proposal-started ones by more than `nats`; all False when one of the two groups is empty."""
-    C0, C = est.info.get("prior_chains", 0), est.log_w.shape[1]
-    if not 0 < C0 < C:
-        return np.zeros(len(est.log_px), dtype=bool)
-    return log_mean_exp(est.log_w[:, :C0], axis=1) - log_mean_exp(est.log_w[:, C0:], axis=1) > nats
+def misses(est, stds=MISS_STDS):
+    """AIS's search (ais.ais, step 1) moved the proposal's mean by more than `stds` of its stds
+    in some dimension (est.info['moved']), per image; all False for an estimate without one."""
+    moved = est.info.get("moved")
+    return np.zeros(len(est.log_px), dtype=bool) if moved is None else np.asarray(moved) > stds
 
 
 def disagree(a, b, nats=DISAGREE_NATS):
@@ -67,8 +65,9 @@ def ais_flags(est, is_est=None):
 
 
 def is_flags(est, reference):
-    """{check: (K,) bool} for an importance-sampling estimate against a reference (AIS), and 'any'."""
-    flags = {"low_ess": low_ess(est), "disagree": disagree(est, reference)}
+    """{check: (K,) bool} for an importance-sampling estimate against a reference (AIS; its
+    'misses' count for IS, which uses the proposal as it is), and 'any'."""
+    flags = {"low_ess": low_ess(est), "disagree": disagree(est, reference), "misses": misses(reference)}
     flags["any"] = np.logical_or.reduce(list(flags.values()))
     return flags
 

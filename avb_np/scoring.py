@@ -22,9 +22,11 @@ from . import ais, backend, diagnostics, evaluation, likelihood, models, quadrat
 from .layers import sigmoid
 from .methods import METHODS
 
-AIS_TEMPS, AIS_CHAINS, AIS_LEAPFROG = 400, 8, 5   # 16,000 decoder passes per image, as 200 x 10
-#   leapfrog steps would cost; a finer path lowers the weights' variance more than longer HMC moves
-#   do in 2-d (held-out AVB digits: per-image errors beyond 3 s.e. fell from ~4% to none of 68)
+AIS_TEMPS, AIS_CHAINS, AIS_LEAPFROG = 100, 32, 5   # 19,200 decoder passes per image and the pilots'
+#   half of that (ais.ais). With the search and the independence moves, 32 chains along 100
+#   temperatures beat 8 along 400 at the same cost: 32 weights give a standard error one can
+#   trust (with 8, sd/sqrt(8) is itself so noisy that 2% of images land beyond 3 s.e. by chance),
+#   and they run as wider arrays (benchmarks/ais_digits.py; docs/validation.md)
 IS_SAMPLES = 1000                 # importance samples per image
 Q_SAMPLES = 64                    # encoder samples per image, for the ELBO terms and the proposal
 

@@ -92,9 +92,11 @@ def test_training_iteration_transfers(method, draws, strict_cupy_module):
 
 
 def test_ais_temperature_transfers(strict_cupy_module):
-    """An AIS temperature copies over its momenta, accept draws and move scales and reads nothing
-    back (the acceptance rates are read once per batch). Without the pilot (target_accept=None),
-    whose temperatures are moves of the same kind, so the difference counts the run's alone."""
+    """An AIS temperature copies over its host draws and reads nothing back (the acceptance rates
+    are read once per batch): for HMC the momenta, accept draws and move scales, for the
+    independence move its draw, its choice of mixture part and its accept draw. Without the
+    pilots (target_accept=None), whose temperatures are moves of the same kind, so the
+    difference counts the run's alone."""
     run = training.new_run(tiny(), "vae", np)
     params = on_device(run.params, strict_cupy_module)
     counts = []
@@ -103,7 +105,7 @@ def test_ais_temperature_transfers(strict_cupy_module):
         ais.ais(run.nets, params, toy_data(), None, np.random.default_rng(0), n_temps=n_temps, n_chains=2,
                 target_accept=None)
         counts.append((strict_cupy.count("host"), strict_cupy.count("device")))
-    assert ((counts[1][0] - counts[0][0]) / 4, (counts[1][1] - counts[0][1]) / 4) == (0, 3), strict_cupy.report()
+    assert ((counts[1][0] - counts[0][0]) / 4, (counts[1][1] - counts[0][1]) / 4) == (0, 6), strict_cupy.report()
 
 
 # ----------------------------------------------------------------------------- planted bugs are caught
