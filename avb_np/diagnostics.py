@@ -23,9 +23,8 @@ Shapes: K images, S weights (samples or chains) per image. Every flag is a (K,) 
 """
 import numpy as np
 
-from .likelihood import log_mean_exp
 
-ESS_SHARE = 0.25       # low_ess: ESS below a quarter of the weights (2 of 8 chains, 250 of 1,000 samples)
+ESS_SHARE = 0.25       # low_ess: ESS below a quarter of the weights (8 of 32 chains, 250 of 1,000 samples)
 MISS_STDS = 3.0        # misses: the search moved the proposal's mean by more than this many of its stds
 DISAGREE_NATS = 0.05   # disagree: slack beyond 3 standard errors, for the estimators' own bias
 GAP_NATS = 0.5         # gap: a bracket wider than this
