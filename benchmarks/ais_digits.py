@@ -65,6 +65,12 @@ def table(rows):
                      f"| {r['ais_z_mean']:+.2f} | {r['ais_mean_abs_z']:.2f} | {r['ais_far']:.1%} "
                      f"| {r['ais_flagged']} ({r['ais_far_flagged']}) | {r['is'] - r['exact']:+.3f} "
                      f"| {r['is_z_mean']:+.2f} | {r['is_far']:.1%} | {r['is_flagged']} | {r['score_s']:.0f} |")
+    if len(rows) > 1:                          # do the printed standard errors hold across models and seeds?
+        z = np.array([r["ais_z_mean"] for r in rows])
+        far = np.mean([r["ais_far"] for r in rows])
+        lines.append(f"\nover the {len(rows)} models: AIS z(mean) mean {z.mean():+.2f}, root mean square "
+                     f"{np.sqrt((z ** 2).mean()):.2f} (1 when the standard errors are honest), largest "
+                     f"|z| {np.abs(z).max():.2f}; images beyond 3 s.e. {far:.1%}")
     return "\n".join(lines)
 
 

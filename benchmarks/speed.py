@@ -3,6 +3,8 @@
     python benchmarks/speed.py                    # every setting below; prints a Markdown table
     python benchmarks/speed.py --quick            # a few seconds: batch 64, 1 thread, 3 rounds
     python benchmarks/speed.py --baseline DIR     # also time the avb_np/ of another checkout
+    python benchmarks/speed.py --split            # avb_np with each minibatch split into a row
+                                                  # share per thread (Config.threads; avb_np/parallel.py)
     python benchmarks/speed.py --long 3000        # one long AVB run: ms per iteration over time
                                                   # and subnormal floats (slow arithmetic on many x86 CPUs)
 
@@ -117,8 +119,8 @@ def _optional(module):
 
 def numpy_callables(pkg, cfg, method, data, threads=1):
     """{"iteration", "guard", "matmul"} for the avb_np package `pkg`, and the run they step.
-    With `threads` cores, a package that splits its minibatches (avb_np.parallel) does so as
-    `train` would with Config.threads = threads: the shares in threads, one BLAS thread each."""
+    threads > 1: a package that splits its minibatches (avb_np.parallel) does so as `train` does
+    with Config.threads = threads: the shares in threads, one BLAS thread each (--split)."""
     training = pkg.training
     known = {f.name for f in dataclasses.fields(pkg.config.Config)}   # an older Config may lack fields
     cfg = dataclasses.replace(cfg, threads=threads) if "threads" in known else cfg
@@ -303,7 +305,7 @@ def iteration_flops(cfg, nets, method):
 
 # ----------------------------------------------------------------------------- worker processes
 
-def serve(conn, kind, threads, baseline_dir, malloc_pad):
+def serve(conn, kind, threads, baseline_dir, malloc_pad, split=False):
     """The loop of a worker process: build the callables of a setting, time them on request.
 
     kind: "avb_np" (this checkout), "before" (the package in baseline_dir) or "PyTorch".
@@ -334,7 +336,7 @@ def serve(conn, kind, threads, baseline_dir, malloc_pad):
                 if torch:
                     fns, run = torch_callables(torch, cfg, msg[3], data), None
                 else:
-                    fns, run = numpy_callables(pkg, cfg, msg[3], data, threads)
+                    fns, run = numpy_callables(pkg, cfg, msg[3], data, threads if split else 1)
                 reply = None
             elif msg[0] == "time":
                 f0, t0 = minor_faults(), time.perf_counter()
@@ -352,7 +354,7 @@ def serve(conn, kind, threads, baseline_dir, malloc_pad):
 class Worker:
     """One implementation in a process of its own, with `threads` BLAS threads."""
 
-    def __init__(self, kind, threads, baseline_dir=None, malloc_pad=0):
+    def __init__(self, kind, threads, baseline_dir=None, malloc_pad=0, split=False):
         ctx = multiprocessing.get_context("spawn")
         self.kind, (self.conn, child) = kind, ctx.Pipe()
         pad = "AVB_NP_MALLOC_TOP_PAD_MB"                  # read when the child imports avb_np:
@@ -362,7 +364,8 @@ class Worker:
             os.environ[pad] = str(malloc_pad)
         try:
             self.process = ctx.Process(target=serve, daemon=True,
-                                       args=(child, kind, threads, baseline_dir, malloc_pad))
+                                       args=(child, kind, threads, baseline_dir, malloc_pad,
+                                             split and kind == "avb_np"))
             self.process.start()
         finally:
             for v, value in saved.items():
@@ -553,6 +556,9 @@ def main(argv=None):
                    help="let every process, PyTorch's too, keep this many MB of freed memory (glibc "
                         "M_TOP_PAD); default 0: each as in a plain run (avb_np keeps 256 MB itself, "
                         "avb_np/memory.py; PyTorch leaves malloc as it is)")
+    p.add_argument("--split", action="store_true",
+                   help="this checkout's avb_np splits each minibatch into as many row shares as there "
+                        "are threads (Config.threads, avb_np/parallel.py); default: the plain loop")
     p.add_argument("--long", type=int, default=0, metavar="ITERATIONS",
                    help="instead: time one toy AVB run this long, with subnormal counts")
     args = p.parse_args(argv)
@@ -574,8 +580,8 @@ def main(argv=None):
     print(f"CPU: {cpu_name()}, {os.cpu_count()} logical cores; Python {platform.python_version()}")
     rows = []
     for threads in args.threads:
-        workers = [Worker(k, threads, args.baseline and args.baseline / "avb_np", args.malloc_top_pad)
-                   for k in kinds]
+        workers = [Worker(k, threads, args.baseline and args.baseline / "avb_np", args.malloc_top_pad,
+                          args.split) for k in kinds]
         if threads == args.threads[0]:
             print("\n".join(dict.fromkeys(w("info") for w in workers)))
             if not torch:
