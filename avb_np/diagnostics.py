@@ -8,10 +8,10 @@ weights from another side and flags it:
 
     low_ess    ESS = (sum w)^2 / sum w^2 below ESS_SHARE x S: a few weights carry the estimate,
                so its standard error is itself unreliable
-    misses     AIS's search (chains annealed from the prior, ais.ais) found the posterior's mass
-               more than MISS_STDS of the proposal's stds from the encoder's Gaussian: the
-               encoder missed it. AIS then starts from what the search found; importance
-               sampling, which draws from the encoder's Gaussian as it is, is in doubt
+    misses     (for IS) AIS's search (chains annealed from the prior, ais.ais) found the
+               posterior's mass more than MISS_STDS of the proposal's stds from the encoder's
+               Gaussian: the encoder missed it. AIS then starts from what the search found;
+               importance sampling, which draws from the encoder's Gaussian as it is, is in doubt
     disagree   importance sampling against AIS: |IS - AIS| beyond 3 combined standard errors
                plus DISAGREE_NATS (both are stochastic lower bounds; the lower one lags)
     below_is   AIS below importance sampling by as much: IS's many draws from the prior part of
@@ -56,7 +56,7 @@ def gap(forward, reverse, nats=GAP_NATS):
 def ais_flags(est, is_est=None):
     """{check: (K,) bool} for an AIS estimate (and, given importance sampling's estimate of the
     same images, below_is), and 'any' (an image failing one check or more)."""
-    flags = {"low_ess": low_ess(est), "misses": misses(est)}
+    flags = {"low_ess": low_ess(est)}                    # (AIS searched for the mass: 'misses' is IS's)
     if is_est is not None:
         flags["below_is"] = disagree(is_est, est) & (is_est.log_px > est.log_px)
     flags["any"] = np.logical_or.reduce(list(flags.values()))
