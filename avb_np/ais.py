@@ -9,7 +9,9 @@ Carlo, Grosse, Ghahramani, Adams (2015). A path of unnormalised densities joins 
 
 Forward: z ~ r(z|x); for t = 1..T
     log w += (beta_t - beta_{t-1}) [log p(x, z) - log r(z|x)]     (= log f_t(z) - log f_{t-1}(z))
-    z <- an HMC transition that leaves f_{beta_t} invariant     (skipped at t = T: w is complete)
+    z <- transitions that leave f_{beta_t} invariant            (skipped at t = T: w is complete):
+         HMC, then an independence Metropolis-Hastings move; r and the HMC steps come from short
+         pilot runs, so that the answer does not rest on the encoder (see `ais`)
 E[w] = p(x), so log mean_c w_c over chains c is a stochastic lower bound on log p(x). With T = 1
 it is importance sampling from r. Reverse: start from an exact posterior sample z* ~ p(z|x) and
 run the same steps from beta = 1 down to 0; then E[w] = 1 / p(x) and -log mean_c w_c is a
@@ -130,14 +132,14 @@ def ais(nets, params, data, proposal, rng, n_temps=N_TEMPS, n_chains=N_CHAINS, n
        N(0, I) along PILOT_TEMPS temperatures, with the moves below and steps adapted per chain.
        Its chains end where p(z|x) has its mass, whether or not the encoder's Gaussian is
        there; r's Gaussian part is then refitted to them: the mean of their last positions
-       under their AIS weights, and their weighted std widened by likelihood.WIDEN, never
-       narrower than the proposal's std (`_refit`). info['moved'] says per point how far the
+       under their AIS weights, and std = sqrt(WIDEN^2 var + std_q^2) from their weighted
+       variance var and the proposal's std_q, so never narrower than the proposal (`_refit`). info['moved'] says per point how far the
        mean moved, in the proposal's stds (a proposal that misses moves far).
     2. Starts. Of the C = n_chains chains of a point, C0 = prior_chains(C, proposal,
        prior_share) start from the prior and C - C0 from the Gaussian part, and the path starts
        from the mixture with exactly those weights, r = (1 - a) N(mean, std^2) + a N(0, I),
        a = C0 / C (stratified sampling of a mixture, Owen and Zhou 2000; default a = 0: the
-       refit Gaussian alone).
+       refit Gaussian alone). The proposal's own prior_weight is replaced by a.
     3. Moves. At each temperature one HMC transition, then one independence move to a draw of
        r's Gaussian mixed with the prior (`independence_move`), which lets a chain cross to a
        mode that HMC cannot reach. The HMC leapfrog steps are h_d = eps s_d per dimension: s is
@@ -153,8 +155,9 @@ def ais(nets, params, data, proposal, rng, n_temps=N_TEMPS, n_chains=N_CHAINS, n
     a real chain's own past (AIS needs f_beta-invariant kernels fixed in advance), and every
     chain of a point moves by the same kernels whichever stratum it started in (with a kernel
     per stratum the expectation mixes two AIS identities: that put the digits VAE's AIS above
-    its exact value; benchmarks/ais_digits.py). target_accept=None: no pilots, r as given,
-    eps = step_size throughout. The pilots cost 2 PILOT_TEMPS / n_temps of the real run.
+    its exact value; benchmarks/ais_digits.py). target_accept=None: no pilots, r the proposal's
+    Gaussian (with a as above), eps = step_size throughout. The pilots cost 2 PILOT_TEMPS /
+    n_temps of the real run (for n_temps >= PILOT_TEMPS; fewer otherwise).
     log: called with a progress line ten times per batch of data points.
 
     Defaults: 100 sigmoid temperatures, 4 chains, 10 leapfrog steps and an independence move,
@@ -171,8 +174,9 @@ def reverse_ais(nets, params, data, proposal, z_star, rng, n_temps=N_TEMPS, n_ch
                 n_leapfrog=N_LEAPFROG, schedule="sigmoid", step_size=STEP_SIZE, target_accept=TARGET_ACCEPT,
                 prior_share=PRIOR_SHARE, log=None):
     """Reverse AIS from exact posterior samples z_star: (K, Dz), z*_k ~ p(z|x_k) (every chain of
-    x_k starts there), annealed from beta = 1 to 0 towards r as given (no search; the steps are
-    still tuned by a pilot, and the moves are those of `ais`): a
+    x_k starts there), annealed from beta = 1 to 0 towards the r that `ais` would use (its
+    search, its moves, its steps: both pilots run forward, from the prior and from r, so
+    nothing the kernels depend on has seen z*): a
     stochastic upper bound on log p(x), an Estimate. For simulated data (z* ~ p(z),
     x ~ p(x|z*)), with `ais` it brackets log p(x) (bidirectional Monte Carlo)."""
     return _anneal(nets, params, data, proposal, z_star, rng, n_temps, n_chains, n_leapfrog,
@@ -195,10 +199,11 @@ def _anneal(nets, params, data, proposal, z_star, rng, n_temps, n_chains, n_leap
         z_star = np.asarray(to_host(z_star), dtype=np.float64)
         if z_star.shape != (K, Dz):
             raise ValueError(f"z_star must have shape (data points, z_dim) = {(K, Dz)}, got {z_star.shape}")
-    betas = schedule(n_temps, kind)[::-1] if reverse else schedule(n_temps, kind)   # (T + 1,)
-    pilot = None if target_accept is None else betas[np.unique(np.linspace(0, len(betas) - 1, PILOT_TEMPS + 1).astype(int))]
-    search = pilot is not None and len(pilot) >= 3 and not reverse and a < 1     # move r to the mass first
-    T = len(betas) - 1
+    forward = schedule(n_temps, kind)                                   # (T + 1,) from 0 to 1
+    betas = forward[::-1] if reverse else forward
+    T = len(forward) - 1
+    pilot = None if target_accept is None else forward[np.unique(np.linspace(0, T, PILOT_TEMPS + 1).astype(int))]
+    search = pilot is not None and len(pilot) >= 3 and a < 1            # move r to the mass first
     log_w, eps_out, rates, moved = np.empty((K, C)), np.empty(K), [], np.zeros(K)
     P = max(1, likelihood.rows_per_pass(nets) // C)                     # data points per batch
     for k0 in range(0, K, P):
@@ -210,11 +215,12 @@ def _anneal(nets, params, data, proposal, z_star, rng, n_temps, n_chains, n_leap
         def draw(v):                                                    # host draws onto the device
             return to_device(v, xp).astype(dtype)
 
-        def chains(betas, steps, adapt, path, jumps):
+        def chains(betas, steps, adapt, path, jumps, from_star=False):
             """Run the R chains along `betas` from r = (1 - w) N(m, s^2) + w N(0, I), path = (w, m, s),
             with independence moves from jumps = (m', s') mixed with the prior (see `ais`);
-            steps(t, eps) gives the step per chain at temperature t. Returns log w (R,), the
-            steps used at each temperature (list of (R, 1)), the acceptance rates and the last z."""
+            steps(t, eps) gives the step per chain at temperature t; from_star: start at z_star
+            (reverse), not from r. Returns log w (R,), the steps used at each temperature (list of
+            (R, 1)), the acceptance rates and the last z."""
             w, m, s = path
             r = likelihood.Gaussian(m, s, 0.0 if w == 1 else w)
             if w == 1:                                                  # the prior itself
@@ -226,7 +232,7 @@ def _anneal(nets, params, data, proposal, z_star, rng, n_temps, n_chains, n_leap
 
             n0 = C if w == 1 else round(w * C)                          # chains per point from the prior
             from_prior = draw((np.arange(len(rows)) % C < n0)[:, None])  # (R, 1) 1 for the prior's chains
-            if reverse:
+            if from_star:
                 z = draw(z_star[rows])                                  # z* ~ p(z|x)
             else:                                                       # z_0 ~ its chain's part of r
                 z = likelihood.gaussian_sample((1 - from_prior) * m, from_prior + (1 - from_prior) * s,
@@ -263,13 +269,12 @@ def _anneal(nets, params, data, proposal, z_star, rng, n_temps, n_chains, n_leap
             path = (a, m2, s2)
         if pilot is None or len(pilot) < 3:                             # fixed steps (or no move to tune)
             steps = lambda t, eps: eps                                  # noqa: E731
-        else:                                                           # steps tuned by a pilot run
-            _, used, _, _ = chains(pilot, lambda t, eps: eps, True, path, path[1:])
+        else:                                                           # steps tuned by a pilot run, forward
+            _, used, _, _ = chains(pilot, lambda t, eps: eps, True, path, path[1:])   # from r, even in reverse
             tuned = _tuned_steps(xp, used, len(ks), C)                  # (PILOT_TEMPS - 1, R, 1)
-            at = np.searchsorted(pilot[1:-1], betas, side="right") if not reverse else \
-                np.searchsorted(-pilot[1:-1], -betas, side="right")     # the pilot temperature at or before
+            at = np.searchsorted(pilot[1:-1], betas, side="right")      # the pilot temperature at or below beta
             steps = lambda t, eps: tuned[min(at[t], len(tuned)) - 1] if at[t] else tuned[0]   # noqa: E731
-        lw, used, accepted, _ = chains(betas, steps, False, path, path[1:])
+        lw, used, accepted, _ = chains(betas, steps, False, path, path[1:], from_star=reverse)
         rates += to_host(xp.stack(accepted)).tolist() if accepted else []
         log_w[ks] = to_host(lw).reshape(len(ks), C)
         eps_out[ks] = to_host(used[-1]).reshape(len(ks), C).mean(axis=1) if used else step_size

@@ -37,7 +37,7 @@ class Config:
     lr_schedule: str = "cosine"    # "cosine": both rates times (1 + cos(pi t / steps)) / 2 at iteration t; "constant"
     # --- numerics and bookkeeping
     dtype: str = "float32"         # "float32" (default) or "float64"
-    threads: int = 1               # 1: the plain loop; n > 1: each minibatch split into n row shares computed at once (avb_np.parallel)
+    threads: int = 1               # 1: the plain loop; n > 1: each minibatch in n row shares computed at once (avb_np.parallel; NumPy, AVB and VAE only)
     seed: int = 0                  # seeds the generator for weights, minibatches and noise
     log_every: int = 300           # print progress every this many iterations (0: silent)
     eval_every: int = 250          # record the exact log-likelihood every this many iterations (0: never; z_dim = 2 only)

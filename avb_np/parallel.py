@@ -1,4 +1,4 @@
-"""Both cores for a whole training step: the minibatch split into equal shares computed at once.
+"""Every core for a whole training step: the minibatch split into row shares computed at once.
 
 Not part of AVB; a reader of the math can skip this file. Every loss of training is a mean over
 the N rows of its minibatch, so with the rows split into shares of n_1 + ... + n_S = N rows,
@@ -17,15 +17,14 @@ into the shares' rows. So a seed gives the same minibatches with any number of s
 parameters equal the plain loop's up to float rounding (tests/test_parallel.py). The number of
 shares (Config.threads) fixes the numbers; how many cores run them does not.
 """
-import contextvars
 import threading
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from .methods import METHODS
 
-_POOLS = {}                      # shares -> a ThreadPoolExecutor kept for the process
+_POOLS, _POOLS_LOCK = {}, threading.Lock()   # shares -> a ThreadPoolExecutor kept for the process
 
 
 def used(run):
@@ -37,21 +36,25 @@ def used(run):
 
 
 def split(loss_fn, shares):
-    """loss_fn: (run, draws) -> (loss, grads), a mean over the minibatch's rows -> the same
-    function computed in `shares` row shares at once, one thread each."""
-    if shares not in _POOLS:
-        _POOLS[shares] = ThreadPoolExecutor(shares, thread_name_prefix="avb_np-share")
-    pool = _POOLS[shares]
+    """loss_fn: (run, draws) -> (loss, grads), a mean over the minibatch's rows, whose gradient
+    arrays are its own (they are scaled in place) -> the same function computed in `shares` row
+    shares at once, one thread each."""
+    with _POOLS_LOCK:
+        if shares not in _POOLS:
+            _POOLS[shares] = ThreadPoolExecutor(shares, thread_name_prefix="avb_np-share")
+        pool = _POOLS[shares]
 
     def fn(run, draws):
         cut = _Shares(draws, shares, run.cfg.batch_size)
-        parts = [pool.submit(contextvars.copy_context().run,        # the caller's np.errstate holds there too
-                             _weighted, loss_fn, run, cut.view(s), cut.weight(s)) for s in range(shares)]
+        err, call = np.geterr(), np.geterrcall()       # the caller's floating-point rules, for the shares
+        parts = []
         try:
+            for s in range(shares):
+                parts.append(pool.submit(_weighted, loss_fn, run, cut.view(s), cut.weight(s), err, call))
             (loss, grads), *rest = [p.result() for p in parts]  # the first share's arrays hold the sum
-        except BaseException:                                   # an error, or Ctrl-C while waiting: let every
-            wait(parts)                                         # share finish drawing before the caller
-            raise                                               # puts the generator back
+        except BaseException:                                   # an error, or Ctrl-C: no share draws from
+            cut.close()                                         # here on, so the caller may put the
+            raise                                               # generator back
         for other_loss, other_grads in rest:
             loss = loss + other_loss
             for k, g in other_grads.items():
@@ -60,12 +63,14 @@ def split(loss_fn, shares):
     return fn
 
 
-def _weighted(loss_fn, run, draws, weight):
-    """loss_fn on one share, its loss and gradients times n_s / N (in the share's own thread)."""
-    loss, grads = loss_fn(run, draws)
-    for g in grads.values():
-        g *= weight
-    return loss * weight, grads
+def _weighted(loss_fn, run, draws, weight, err, call):
+    """loss_fn on one share under the caller's np.errstate, its loss and gradients times n_s / N
+    (in the share's own thread)."""
+    with np.errstate(**err, call=call):
+        loss, grads = loss_fn(run, draws)
+        for g in grads.values():
+            g *= weight
+        return loss * weight, grads
 
 
 class _Shares:
@@ -73,7 +78,7 @@ class _Shares:
     answered from the k-th whole draw, made once (by the first share to ask) in the plain order."""
 
     def __init__(self, draws, shares, n):
-        self.draws, self.lock, self.made = draws, threading.Lock(), []
+        self.draws, self.lock, self.made, self.closed = draws, threading.Lock(), [], False
         edges = [round(i * n / shares) for i in range(shares + 1)]
         self.rows = [slice(a, b) for a, b in zip(edges, edges[1:])]
         self.n = n
@@ -83,9 +88,21 @@ class _Shares:
 
     def get(self, k, make):
         with self.lock:
+            if self.closed:
+                raise RuntimeError("the minibatch was abandoned (an error or Ctrl-C in another share)")
             if k == len(self.made):
                 self.made.append(make())
             return self.made[k]
+
+    def close(self):
+        """No draw after this returns (it waits for one in progress), even if Ctrl-C comes again."""
+        while True:
+            try:
+                with self.lock:
+                    self.closed = True
+                return
+            except KeyboardInterrupt:                           # already on the way out: finish closing
+                continue
 
     def view(self, s):
         return _View(self, self.rows[s])

@@ -1,11 +1,12 @@
 """Scoring a trained model on held-out images at any latent size: the numbers of the digits and
 MNIST tables.
 
-    log p(x)  by AIS (ais.ais: a stochastic lower bound) and by importance sampling
-              (likelihood.importance_sampling), both started from a Gaussian per test image
-              fitted to encoder samples and widened (likelihood.gaussian_from_samples; for
-              AVB+AC the encoder's own moments, likelihood.gaussian_from_moments), and
-              exactly by quadrature when z_dim = 2 (evaluation.log_likelihood)
+    log p(x)  by importance sampling (likelihood.importance_sampling) from a Gaussian per test
+              image fitted to encoder samples and widened (likelihood.gaussian_from_samples;
+              for AVB+AC the encoder's own moments, likelihood.gaussian_from_moments); by AIS
+              (ais.ais: a stochastic lower bound), which first searches from the prior and
+              refits that Gaussian to where the posterior's mass is; and exactly by quadrature
+              when z_dim = 2 (evaluation.log_likelihood)
     ELBO      -(reconstruction error + KL), from the same encoder samples (evaluation.elbo_terms);
               for AVB (and AVB+AC) the KL is the adversary's estimate, which on images the adversary
               never saw can be far too low: an estimate, not a bound

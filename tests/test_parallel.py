@@ -25,11 +25,13 @@ def test_shares_give_the_plain_loops_parameters(method, threads):
 
 
 def test_shares_are_not_a_no_op():
-    """The split path really runs in other threads, one call of the loss per share."""
-    seen = set()
+    """The split path really runs the shares at once, in threads of their own (both must reach
+    a barrier together), one call of the loss per share."""
+    seen, both = set(), threading.Barrier(2, timeout=10)
 
     def loss(run, draws):
         seen.add(threading.current_thread().name)
+        both.wait()
         x = draws.batch()
         return float(x.sum()), {"w": np.ones(2) * len(x)}
     run = training.new_run(tiny(batch_size=10, threads=2), "avb", np)
@@ -108,3 +110,39 @@ def test_ctrl_c_in_a_share_resumes_exactly(monkeypatch):
     reference = trained(tiny(threads=2), "avb", 3)
     assert_same_state(run, reference)
     assert_same_state(training.train(run, toy_data(), 3), training.train(reference, toy_data(), 3))
+
+
+def test_ctrl_c_in_the_main_thread_stops_every_draw():
+    """A real Ctrl-C reaches the main thread while the shares run (Python acts on it once the
+    first share is done): from then on no share can draw (the share that asks later gets an
+    error), so the generator the guard puts back stays as it was put back."""
+    import signal
+    import time
+    from types import SimpleNamespace
+    made = []
+
+    class Draws:
+        def batch(self):
+            made.append("batch")
+            return np.zeros((4, 1))
+
+        def normal(self, width):
+            made.append(width)
+            return np.zeros((4, width))
+
+    both = threading.Barrier(2, timeout=10)
+
+    def loss(run, draws):
+        draws.batch()
+        both.wait()                                           # both shares are running
+        if draws.rows.start == 0:                             # the first presses Ctrl-C and ends
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+            return 0.0, {}
+        time.sleep(0.5)
+        draws.normal(1)                                       # the other one draws too late: refused
+        return 0.0, {}
+    run = SimpleNamespace(cfg=SimpleNamespace(batch_size=4))
+    with pytest.raises(KeyboardInterrupt):
+        parallel.split(loss, 2)(run, Draws())
+    time.sleep(0.8)
+    assert made == ["batch"]
