@@ -78,7 +78,7 @@ def hmc_transition(target, beta, state, step, p0, log_u, n_leapfrog):
 
 N_TEMPS, N_CHAINS, N_LEAPFROG, STEP_SIZE, TARGET_ACCEPT = 100, 4, 10, 0.1, 0.65   # see `ais`
 PRIOR_SHARE = 0.0    # share of each point's chains started from the prior (see `ais`)
-PILOT_TEMPS = 25     # temperatures of each pilot run (see `ais`)
+PILOT_TEMPS = 25     # temperatures of each pilot run, at most a quarter of the run's (see `ais`)
 WIDE_SHARE = 0.25    # share of HMC moves on the prior's scale rather than the proposal's (see `ais`)
 JUMP_PRIOR = 0.25    # the prior's weight in the independence moves' proposal (see `independence_move`)
 
@@ -156,8 +156,8 @@ def ais(nets, params, data, proposal, rng, n_temps=N_TEMPS, n_chains=N_CHAINS, n
     chain of a point moves by the same kernels whichever stratum it started in (with a kernel
     per stratum the expectation mixes two AIS identities: that put the digits VAE's AIS above
     its exact value; benchmarks/ais_digits.py). target_accept=None: no pilots, r the proposal's
-    Gaussian (with a as above), eps = step_size throughout. The pilots cost 2 PILOT_TEMPS /
-    n_temps of the real run (for n_temps >= PILOT_TEMPS; fewer otherwise).
+    Gaussian (with a as above), eps = step_size throughout. Each pilot runs PILOT_TEMPS
+    temperatures, or a quarter of n_temps when that is fewer: together at most half the run.
     log: called with a progress line ten times per batch of data points.
 
     Defaults: 100 sigmoid temperatures, 4 chains, 10 leapfrog steps and an independence move,
@@ -202,7 +202,8 @@ def _anneal(nets, params, data, proposal, z_star, rng, n_temps, n_chains, n_leap
     forward = schedule(n_temps, kind)                                   # (T + 1,) from 0 to 1
     betas = forward[::-1] if reverse else forward
     T = len(forward) - 1
-    pilot = None if target_accept is None else forward[np.unique(np.linspace(0, T, PILOT_TEMPS + 1).astype(int))]
+    n_pilot = min(PILOT_TEMPS, max(2, T // 4))                          # at most a quarter of the run each
+    pilot = None if target_accept is None else forward[np.unique(np.linspace(0, T, n_pilot + 1).astype(int))]
     search = pilot is not None and len(pilot) >= 3 and a < 1            # move r to the mass first
     log_w, eps_out, rates, moved = np.empty((K, C)), np.empty(K), [], np.zeros(K)
     P = max(1, likelihood.rows_per_pass(nets) // C)                     # data points per batch
