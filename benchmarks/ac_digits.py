@@ -6,7 +6,7 @@
 
 Every run uses avb_np.config.digits(z_dim): the same networks for the decoder, the same 4,000
 iterations of batch 128 for every method. It is scored on the 360 test images by
-avb_np.scoring.score (AIS with 200 temperatures x 8 chains, importance sampling with 1,000
+avb_np.scoring.score (AIS at scoring.AIS_TEMPS x AIS_CHAINS, importance sampling with 1,000
 samples; exactly by quadrature at z_dim 2). At z_dim 2, on the first 100 test images, the
 adversary's KL estimate E_q[T] (AVB) or E_q[T + log r - log p] (AVB+AC) stands beside the true
 KL(q(z|x) || p(z)) = E_q[log p(x|z)] - log p(x) + KL(q || p(z|x)), with log p(x) exact and
