@@ -223,15 +223,14 @@ def _anneal(nets, params, data, proposal, z_star, rng, n_temps, n_chains, n_leap
             (reverse), not from r. Returns log w (R,), the steps used at each temperature (list of
             (R, 1)), the acceptance rates and the last z."""
             w, m, s = path
-            r = likelihood.Gaussian(m, s, 0.0 if w == 1 else w)
-            if w == 1:                                                  # the prior itself
-                m, s = xp.zeros_like(mean), xp.ones_like(std)
-                r = likelihood.Gaussian(m, s, 0.0)
+            n0 = C if w == 1 else round(w * C)                          # chains per point from the prior
+            if w == 1:                                                  # r is the prior N(0, I) itself
+                m, s, w = xp.zeros_like(mean), xp.ones_like(std), 0.0
+            r = likelihood.Gaussian(m, s, w)
 
             def target(z):                                              # the parts of log f at z
                 return (*likelihood.log_joint(nets, params, x, z), *likelihood.proposal_log_density(r, z, m, s))
 
-            n0 = C if w == 1 else round(w * C)                          # chains per point from the prior
             from_prior = draw((np.arange(len(rows)) % C < n0)[:, None])  # (R, 1) 1 for the prior's chains
             if from_star:
                 z = draw(z_star[rows])                                  # z* ~ p(z|x)
@@ -286,8 +285,10 @@ def _anneal(nets, params, data, proposal, z_star, rng, n_temps, n_chains, n_leap
 
 def _refit(xp, lw, z, std, P, C):
     """A Gaussian per data point from a pilot's last positions z: (R, Dz) and log weights lw: (R,),
-    R = P * C: the weighted mean, and the weighted std widened by likelihood.WIDEN but never
-    narrower than the proposal's `std` (R, Dz). Every chain of a point gets its point's: (R, Dz) each."""
+    R = P * C, with u_c = w_c / sum_c w_c its self-normalised weights:
+        mean = sum_c u_c z_c,   std = sqrt(WIDEN^2 sum_c u_c (z_c - mean)^2 + std_q^2)
+    (std_q: the proposal's `std`, (R, Dz), so never narrower than it). Every chain of a point
+    gets its point's: (R, Dz) each."""
     lw = lw.reshape(P, C)
     u = xp.exp(lw - lw.max(axis=1, keepdims=True))
     u = (u / u.sum(axis=1, keepdims=True))[:, :, None]                  # (P, C, 1) normalised weights

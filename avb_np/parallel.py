@@ -19,6 +19,7 @@ shares (Config.threads) fixes the numbers; how many cores run them does not.
 """
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 
 import numpy as np
 
@@ -129,7 +130,6 @@ class _View:
 def one_blas_thread(shares):
     """A context in which the BLAS library runs one thread per call when shares > 1 (the shares
     already keep the cores busy; two pools of BLAS threads would fight over them)."""
-    from contextlib import nullcontext
     if shares == 1:
         return nullcontext()
     from threadpoolctl import threadpool_limits
