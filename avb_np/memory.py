@@ -1,14 +1,25 @@
-"""Keep freed memory in the process: the one setting avb_np makes to its process, at import.
+"""Two settings avb_np makes to its process at import, both about memory, both for speed only.
 
-Why: a training step allocates and frees the same large arrays (activations, gradients, Adam's
-scratch) hundreds of times a second. By default glibc's malloc hands freed memory at the top of
-its heap back to the kernel, and the next step maps it again: every page of it is then a minor
-page fault, zero-filled by the kernel (about 11,000 faults per iteration on the official toy
-networks at batch 512; `python benchmarks/speed.py` counts them). Asking malloc to keep
-TOP_PAD_MB of slack at the top of the heap (M_TOP_PAD, what MALLOC_TOP_PAD_=268435456 in the
-environment does) brings that to about one fault per iteration. The cost is at most that much
-more resident memory. Only glibc (Linux) has mallopt; elsewhere nothing happens. Set
-AVB_NP_MALLOC_TOP_PAD_MB=0 in the environment to leave malloc as it is.
+1. Keep freed memory in the process (`keep_freed_memory`). A training step allocates and frees
+   the same large arrays (activations, gradients, Adam's scratch) hundreds of times a second. By
+   default glibc's malloc hands freed memory at the top of its heap back to the kernel, and the
+   next step maps it again: every page of it is then a minor page fault, zero-filled by the
+   kernel (about 11,000 faults per iteration on the official toy networks at batch 512; `python
+   benchmarks/speed.py` counts them). Asking malloc to keep TOP_PAD_MB of slack at the top of the
+   heap (M_TOP_PAD, what MALLOC_TOP_PAD_=268435456 in the environment does) brings that to about
+   one fault per iteration. The cost is at most that much more resident memory. Only glibc
+   (Linux) has mallopt; elsewhere nothing happens. AVB_NP_MALLOC_TOP_PAD_MB=0 turns it off.
+
+2. Warm up the BLAS library's work buffers (`warm_blas`). Measured with OpenBLAS 0.3.31 (its
+   Haswell kernels, on an AMD EPYC under KVM): a thread's float32 matrix products of this
+   package's sizes (inner dimensions up to 256) run 3-4 times slower than the library's peak
+   until that thread has made one larger product, such as 512 x 512 x 512, and at full speed
+   from then on, with bit-identical results. The products of the official networks are all
+   smaller, so a run would never get there by itself. Why is not established (it behaves like
+   the pages of the per-thread work buffers); docs/speed.md has the numbers. So at import one
+   such product is made with one BLAS thread (the buffer of the calling thread) and one with
+   the library's default number of threads (the buffers of its worker threads); about 25 ms.
+   parallel.py does the same in each of its share threads. AVB_NP_WARM_BLAS=0 turns it off.
 """
 import ctypes
 import ctypes.util
@@ -16,6 +27,7 @@ import os
 
 TOP_PAD_MB = 256
 M_TOP_PAD = -2          # glibc's malloc.h: mallopt parameter number of the top pad
+WARM_SIZE = 512         # the product that warms a thread's BLAS buffers: WARM_SIZE^3, float32
 
 
 def keep_freed_memory(megabytes=None):
@@ -31,3 +43,31 @@ def keep_freed_memory(megabytes=None):
         return libc.mallopt(M_TOP_PAD, megabytes << 20) == 1
     except (OSError, AttributeError):                          # not glibc: no mallopt
         return False
+
+
+def warm_blas():
+    """One WARM_SIZE^3 float32 product with one BLAS thread, then one with the default number
+    (point 2 above), unless $AVB_NP_WARM_BLAS is 0. Returns True if it made them."""
+    if not warm_blas_on():
+        return False
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:                                        # a dependency, but not a hard one here
+        threadpool_limits = None
+    if threadpool_limits is not None:
+        with threadpool_limits(limits=1, user_api="blas"):
+            warm_product()
+    warm_product()
+    return True
+
+
+def warm_blas_on():
+    """False if $AVB_NP_WARM_BLAS is 0."""
+    return os.environ.get("AVB_NP_WARM_BLAS", "1").strip() != "0"
+
+
+def warm_product():
+    """The product that warms the calling thread's BLAS buffers (with the current BLAS threads)."""
+    import numpy as np
+    a = np.ones((WARM_SIZE, WARM_SIZE), np.float32)
+    a @ a

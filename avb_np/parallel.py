@@ -23,6 +23,7 @@ from contextlib import nullcontext
 
 import numpy as np
 
+from . import memory
 from .methods import METHODS
 
 _POOLS, _POOLS_LOCK = {}, threading.Lock()   # shares -> a ThreadPoolExecutor kept for the process
@@ -42,7 +43,7 @@ def split(loss_fn, shares):
     shares at once, one thread each."""
     with _POOLS_LOCK:
         if shares not in _POOLS:
-            _POOLS[shares] = ThreadPoolExecutor(shares, thread_name_prefix="avb_np-share")
+            _POOLS[shares] = _warmed(ThreadPoolExecutor(shares, thread_name_prefix="avb_np-share"), shares)
         pool = _POOLS[shares]
 
     def fn(run, draws):
@@ -62,6 +63,16 @@ def split(loss_fn, shares):
                 grads[k] += g
         return loss, grads
     return fn
+
+
+def _warmed(pool, shares):
+    """The pool, after each of its threads has warmed its own BLAS buffers (memory.py, point
+    2), all at once so that each holds a buffer of its own, with one BLAS thread as in a step."""
+    if memory.warm_blas_on():
+        start = threading.Barrier(shares)
+        with one_blas_thread(shares):
+            list(pool.map(lambda _: (start.wait(), memory.warm_product()), range(shares)))
+    return pool
 
 
 def _weighted(loss_fn, run, draws, weight, err, call):

@@ -71,6 +71,7 @@ NETWORKS = {
                                     dec_hidden=(128, 128), adv_width=256, adv_blocks=2),
 }
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+WARM = "AVB_NP_WARM_BLAS"    # 0: avb_np leaves BLAS's buffers cold at import (avb_np/memory.py)
 MATMUL = (1024, 256, 256)   # the adversary's (2N, H) x (H, H) at batch 512
 MATMUL_REPEATS = 10         # matmuls per timed call
 TIMED = {"avb_np": ("iteration", "guard", "matmul"),   # what each kind of worker times
@@ -305,10 +306,11 @@ def iteration_flops(cfg, nets, method):
 
 # ----------------------------------------------------------------------------- worker processes
 
-def serve(conn, kind, threads, baseline_dir, malloc_pad, split=False):
+def serve(conn, kind, threads, baseline_dir, malloc_pad, split=False, warm=None):
     """The loop of a worker process: build the callables of a setting, time them on request.
 
     kind: "avb_np" (this checkout), "before" (the package in baseline_dir) or "PyTorch".
+    warm: the user's AVB_NP_WARM_BLAS, given back to a baseline package before it is imported.
     Messages: ("setup", network, batch, method), ("time", name) -> (seconds, minor faults),
     ("subnormals",) -> count, ("info",) -> a line naming the library, ("stop",).
     """
@@ -323,6 +325,9 @@ def serve(conn, kind, threads, baseline_dir, malloc_pad, split=False):
     if kind == "PyTorch":
         import torch
         torch.set_num_threads(threads)
+    if kind == "before":                  # it warms BLAS at its import (avb_np/memory.py) if that
+        os.environ.pop(WARM, None)        # version does and the user's environment lets it
+        os.environ.update({WARM: warm} if warm is not None else {})
     pkg = load_avb_np(baseline_dir if kind == "before" else None)
     fns, run = {}, None
     while True:
@@ -358,14 +363,16 @@ class Worker:
         ctx = multiprocessing.get_context("spawn")
         self.kind, (self.conn, child) = kind, ctx.Pipe()
         pad = "AVB_NP_MALLOC_TOP_PAD_MB"                  # read when the child imports avb_np:
-        saved = {v: os.environ.get(v) for v in (*THREAD_VARIABLES, pad)}  # PyTorch's stays plain
+        saved = {v: os.environ.get(v) for v in (*THREAD_VARIABLES, pad, WARM)}  # PyTorch's stays plain
         os.environ.update({v: str(threads) for v in THREAD_VARIABLES})   # read at BLAS start-up
         if malloc_pad or kind == "PyTorch":
             os.environ[pad] = str(malloc_pad)
+        if kind != "avb_np":                              # only this checkout's worker warms BLAS
+            os.environ[WARM] = "0"                        # when it imports this checkout's avb_np
         try:
             self.process = ctx.Process(target=serve, daemon=True,
                                        args=(child, kind, threads, baseline_dir, malloc_pad,
-                                             split and kind == "avb_np"))
+                                             split and kind == "avb_np", saved[WARM]))
             self.process.start()
         finally:
             for v, value in saved.items():
