@@ -1,0 +1,71 @@
+"""Cold and warm BLAS buffers: float32 matrix products of the networks' sizes, timed in a fresh
+process with and without the warm-up that importing avb_np makes (avb_np/memory.py, point 2).
+
+    python benchmarks/blas_warmup.py            # a table: GFLOP/s per product shape, cold vs warm
+    python benchmarks/blas_warmup.py --threads 2
+
+Each row starts two fresh processes, one with AVB_NP_WARM_BLAS=0 and one without, which import
+avb_np and then time the same products (the same random inputs). The last column says whether
+their results were bit-identical: the warm-up changes how fast the library computes, never what.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHAPES = [(512, 256, 256), (1024, 256, 256), (4096, 256, 256), (256, 4096, 256), (512, 64, 256),
+          (1024, 66, 64)]                # (rows, inner, columns): adversary, weight gradient, small nets
+CHILD = """
+import hashlib, json, sys, time
+import numpy as np
+import avb_np
+from threadpoolctl import threadpool_limits
+shapes, threads, repeats = json.loads(sys.argv[1])
+rng = np.random.default_rng(0)
+out = {"warmed": avb_np.WARMED_BLAS, "rates": [], "digest": hashlib.md5()}
+with threadpool_limits(limits=threads, user_api="blas"):
+    for m, k, n in shapes:
+        a, b = rng.standard_normal((m, k), np.float32), rng.standard_normal((k, n), np.float32)
+        out["digest"].update((a @ b).tobytes())
+        start = time.perf_counter()
+        for _ in range(repeats):
+            a @ b
+        out["rates"].append(2 * m * k * n * repeats / (time.perf_counter() - start) / 1e9)
+out["digest"] = out["digest"].hexdigest()
+print(json.dumps(out))
+"""
+
+
+def child(warm, threads, repeats):
+    """GFLOP/s per shape, and a digest of the products, from a fresh process."""
+    env = {**os.environ, "AVB_NP_WARM_BLAS": "1" if warm else "0"}
+    done = subprocess.run([sys.executable, "-c", CHILD, json.dumps([SHAPES, threads, repeats])], cwd=ROOT,
+                          env=env, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--threads", type=int, default=1, help="BLAS threads (default 1)")
+    ap.add_argument("--repeats", type=int, default=30, help="products timed per shape (default 30)")
+    args = ap.parse_args(argv)
+    if args.threads < 1 or args.repeats < 1:
+        ap.error("--threads and --repeats must be at least 1")
+    cold, warm = child(False, args.threads, args.repeats), child(True, args.threads, args.repeats)
+    assert not cold["warmed"] and warm["warmed"], "AVB_NP_WARM_BLAS was not obeyed"
+    print(f"float32 products with {args.threads} BLAS thread(s), GFLOP/s; "
+          f"command: python benchmarks/blas_warmup.py --threads {args.threads}")
+    print("| rows x inner x columns | cold | warm | warm / cold |\n|---|---|---|---|")
+    for (m, k, n), c, w in zip(SHAPES, cold["rates"], warm["rates"]):
+        print(f"| {m} x {k} x {n} | {c:.1f} | {w:.1f} | {w / c:.2f} |")
+    same = cold["digest"] == warm["digest"]
+    print(f"products bit-identical cold and warm: {'yes' if same else 'NO'}")
+    return 0 if same else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
