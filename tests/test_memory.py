@@ -50,3 +50,47 @@ def test_a_training_step_makes_almost_no_page_faults():
     off, without = faults("0")
     assert not off
     assert 1000 < without and 20 * with_pad < without, (with_pad, without)
+
+
+def warmed(setting):
+    """avb_np.WARMED_BLAS in a fresh process with AVB_NP_WARM_BLAS=setting (None: unset)."""
+    env = {k: v for k, v in os.environ.items() if k != "AVB_NP_WARM_BLAS"}
+    env.update({} if setting is None else {"AVB_NP_WARM_BLAS": setting})
+    out = subprocess.run([sys.executable, "-c", "import avb_np; print(avb_np.WARMED_BLAS)"],
+                         cwd=Path(__file__).resolve().parents[1], env=env, capture_output=True, text=True,
+                         timeout=120, check=True).stdout
+    return out.strip() == "True"
+
+
+def test_import_warms_blas_unless_told_not_to():
+    """Importing the package makes the warm-up products (avb_np/memory.py, point 2) by default
+    and with AVB_NP_WARM_BLAS=1; with AVB_NP_WARM_BLAS=0 it makes none."""
+    assert warmed(None) and warmed("1")
+    assert not warmed("0")
+
+
+def test_each_share_thread_warms_its_own_buffers(monkeypatch):
+    """A new pool of share threads (avb_np/parallel.py) makes one warm-up product in each of its
+    threads, all of them under way at the same moment, so that each holds a BLAS buffer of its own."""
+    import threading
+
+    from avb_np import memory, parallel
+
+    seen, lock = [], threading.Lock()
+    def product():
+        with lock:
+            seen.append(threading.current_thread().name)
+        assert threading.active_count() >= 3         # the pool's threads all exist now
+    monkeypatch.setattr(memory, "warm_product", product)
+    monkeypatch.setattr(parallel, "_POOLS", {})
+    parallel.split(lambda run, draws: None, 3)
+    parallel._POOLS[3].shutdown()
+    assert len(seen) == 3 and len(set(seen)) == 3, seen
+    assert all(name.startswith("avb_np-share") for name in seen), seen
+
+    seen.clear()
+    monkeypatch.setenv("AVB_NP_WARM_BLAS", "0")
+    monkeypatch.setattr(parallel, "_POOLS", {})
+    parallel.split(lambda run, draws: None, 3)
+    parallel._POOLS[3].shutdown()
+    assert seen == []
