@@ -232,8 +232,9 @@ def main(argv=None):
     p = sub.add_parser("check", help="check your code", description="Run the checks of exercise N (default: "
                        "all) on the code in DIR: exit status 0 when every check passes.")
     p.add_argument("n", nargs="?", type=int, metavar="N", help=f"the exercise, 1 to {len(EXERCISES)}")
-    p.add_argument("--dir", default=DEFAULT_DIR, help=f"the workspace (default: {DEFAULT_DIR})")
-    p.add_argument("--solutions", action="store_true", help="check the package's own code instead")
+    where = p.add_mutually_exclusive_group()             # --solutions reads no workspace
+    where.add_argument("--dir", default=DEFAULT_DIR, help=f"the workspace (default: {DEFAULT_DIR})")
+    where.add_argument("--solutions", action="store_true", help="check the package's own code instead of a workspace")
     args = parser.parse_args(argv)
     if args.command == "list":
         for n, ex in enumerate(EXERCISES, 1):

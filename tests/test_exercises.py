@@ -98,6 +98,15 @@ def test_check_without_a_workspace_says_how_to_start(tmp_path, capsys):
     assert "start" in capsys.readouterr().err
 
 
+def test_solutions_and_a_workspace_together_are_refused(tmp_path, capsys):
+    """--solutions checks the package, not a workspace: asked for both, the command says so
+    instead of quietly ignoring --dir."""
+    with pytest.raises(SystemExit) as stop:
+        main(["check", "--solutions", "--dir", str(tmp_path)])
+    assert stop.value.code == 2
+    assert "not allowed with" in capsys.readouterr().err
+
+
 def test_the_package_passes_every_exercise(capsys):
     assert main(["check", "--solutions"]) == 0
     out = capsys.readouterr().out
