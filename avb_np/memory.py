@@ -12,14 +12,16 @@
 
 2. Warm up the BLAS library's work buffers (`warm_blas`). Measured with OpenBLAS 0.3.31 (its
    Haswell kernels, on an AMD EPYC under KVM): a thread's float32 matrix products of this
-   package's sizes (inner dimensions up to 256) run 3-4 times slower than the library's peak
-   until that thread has made one larger product, such as 512 x 512 x 512, and at full speed
-   from then on, with bit-identical results. The products of the official networks are all
-   smaller, so a run would never get there by itself. Why is not established (it behaves like
-   the pages of the per-thread work buffers); docs/speed.md has the numbers. So at import one
-   such product is made with one BLAS thread (the buffer of the calling thread) and one with
-   the library's default number of threads (the buffers of its worker threads); about 25 ms.
-   parallel.py does the same in each of its share threads. AVB_NP_WARM_BLAS=0 turns it off.
+   package's sizes (inner and output dimensions up to 256) run 3-4 times slower than the
+   library's peak until that thread has made one product with wider operands, such as 512 x
+   512 x 512 (4096 x 256 x 256 is not enough), and at full speed from then on, with
+   bit-identical results. The products of the official networks are all narrower, so a run
+   would never get there by itself. Why is not established (it behaves like the pages of the
+   per-thread work buffers); docs/speed.md has the numbers. So at import one such product is
+   made with one BLAS thread (the buffer of the calling thread) and, where the library's
+   default is more threads, one with that number (the buffers of its worker threads): a few
+   tens of ms. parallel.py does the same in each of its share threads. AVB_NP_WARM_BLAS=0 (or
+   false, no, off) turns it off; a failure here only leaves the buffers cold.
 """
 import ctypes
 import ctypes.util
@@ -47,23 +49,23 @@ def keep_freed_memory(megabytes=None):
 
 def warm_blas():
     """One WARM_SIZE^3 float32 product with one BLAS thread, then one with the default number
-    (point 2 above), unless $AVB_NP_WARM_BLAS is 0. Returns True if it made them."""
+    if that is more (point 2 above), unless $AVB_NP_WARM_BLAS is 0. Returns True if it made them."""
     if not warm_blas_on():
         return False
     try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:                                        # a dependency, but not a hard one here
-        threadpool_limits = None
-    if threadpool_limits is not None:
+        from threadpoolctl import threadpool_info, threadpool_limits
         with threadpool_limits(limits=1, user_api="blas"):
             warm_product()
-    warm_product()
-    return True
+        if max([i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"] or [1]) > 1:
+            warm_product()
+        return True
+    except Exception:                                          # for speed only: never stop an import
+        return False
 
 
 def warm_blas_on():
-    """False if $AVB_NP_WARM_BLAS is 0."""
-    return os.environ.get("AVB_NP_WARM_BLAS", "1").strip() != "0"
+    """False if $AVB_NP_WARM_BLAS is 0, false, no or off."""
+    return os.environ.get("AVB_NP_WARM_BLAS", "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 def warm_product():

@@ -27,6 +27,7 @@ from . import memory
 from .methods import METHODS
 
 _POOLS, _POOLS_LOCK = {}, threading.Lock()   # shares -> a ThreadPoolExecutor kept for the process
+WARM_WAIT = 30                               # seconds a share thread waits for the others to warm up
 
 
 def used(run):
@@ -67,11 +68,16 @@ def split(loss_fn, shares):
 
 def _warmed(pool, shares):
     """The pool, after each of its threads has warmed its own BLAS buffers (memory.py, point
-    2), all at once so that each holds a buffer of its own, with one BLAS thread as in a step."""
+    2), all at once so that each holds a buffer of its own, with one BLAS thread as in a step.
+    For speed only: if that fails (or a thread does not come within WARM_WAIT s), the buffers
+    stay cold and training goes on."""
     if memory.warm_blas_on():
-        start = threading.Barrier(shares)
-        with one_blas_thread(shares):
-            list(pool.map(lambda _: (start.wait(), memory.warm_product()), range(shares)))
+        start = threading.Barrier(shares, timeout=WARM_WAIT)
+        try:
+            with one_blas_thread(shares):
+                list(pool.map(lambda _: (start.wait(), memory.warm_product()), range(shares)))
+        except Exception:                                    # threading.BrokenBarrierError included
+            start.abort()
     return pool
 
 

@@ -4,9 +4,10 @@ process with and without the warm-up that importing avb_np makes (avb_np/memory.
     python benchmarks/blas_warmup.py            # a table: GFLOP/s per product shape, cold vs warm
     python benchmarks/blas_warmup.py --threads 2
 
-Each row starts two fresh processes, one with AVB_NP_WARM_BLAS=0 and one without, which import
-avb_np and then time the same products (the same random inputs). The last column says whether
-their results were bit-identical: the warm-up changes how fast the library computes, never what.
+Two fresh processes, one with AVB_NP_WARM_BLAS=0 (cold) and one without (warm), import avb_np
+and then time the same products (the same random inputs), each process all the shapes in the
+order of the table. A line after the table says whether the two processes' products were
+bit-identical: the warm-up changes how fast the library computes, never what.
 """
 import argparse
 import json
@@ -43,7 +44,9 @@ def child(warm, threads, repeats):
     """GFLOP/s per shape, and a digest of the products, from a fresh process."""
     env = {**os.environ, "AVB_NP_WARM_BLAS": "1" if warm else "0"}
     done = subprocess.run([sys.executable, "-c", CHILD, json.dumps([SHAPES, threads, repeats])], cwd=ROOT,
-                          env=env, capture_output=True, text=True, check=True)
+                          env=env, capture_output=True, text=True)
+    if done.returncode:
+        sys.exit(f"the {'warm' if warm else 'cold'} process failed:\n{done.stderr}")
     return json.loads(done.stdout)
 
 
@@ -56,7 +59,8 @@ def main(argv=None):
     if args.threads < 1 or args.repeats < 1:
         ap.error("--threads and --repeats must be at least 1")
     cold, warm = child(False, args.threads, args.repeats), child(True, args.threads, args.repeats)
-    assert not cold["warmed"] and warm["warmed"], "AVB_NP_WARM_BLAS was not obeyed"
+    if cold["warmed"] or not warm["warmed"]:
+        sys.exit("the warm-up did not follow AVB_NP_WARM_BLAS (avb_np.WARMED_BLAS); see avb_np/memory.py")
     print(f"float32 products with {args.threads} BLAS thread(s), GFLOP/s; "
           f"command: python benchmarks/blas_warmup.py --threads {args.threads}")
     print("| rows x inner x columns | cold | warm | warm / cold |\n|---|---|---|---|")

@@ -39,7 +39,7 @@ def main(argv=None):
     cfg.log_every = cfg.eval_every = 0
     run = training.new_run(cfg, args.method, np)
     d = draws.HostDraws(run, data.toy_data())
-    g = guard.Guard(run, d, training.primal_loss if args.method == "avb" else training.vae_loss)
+    g = guard.Guard(run, d, training.primal_loss)          # the primal loss of either method
 
     def step():
         g.snapshot()

@@ -38,7 +38,9 @@ the per-round ratios. GFLOP/s counts the matmuls one iteration needs (from the l
 forward, the weight gradients of the player that steps, the input gradients backpropagation
 needs), and the percentage compares it with a 1024 x 256 x 256 float32 matmul timed in the same
 rounds by the same library. Page faults are the minor faults of one iteration (memory handed
-back to the kernel and mapped again).
+back to the kernel and mapped again). Only this checkout's worker warms BLAS's buffers as
+importing avb_np does (avb_np/memory.py); a --baseline package's worker does so only if that
+version of the package does it itself, and PyTorch's never does.
 """
 import argparse
 import dataclasses
