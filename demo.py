@@ -1,7 +1,7 @@
 """Adversarial Variational Bayes against a VAE, on data where the answer can be checked.
 
     python demo.py                      # the 4-point toy problem, exact by quadrature (~70 s)
-    python demo.py digits               # 8x8 binarised digits, 2-d latent: exact and AIS (~2 min)
+    python demo.py digits               # 8x8 binarised digits, 2-d latent: exact and AIS (~10 min)
     python demo.py digits --z-dim 8     # a larger latent: AIS and importance sampling only
     python demo.py digits --ac          # also AVB with adaptive contrast (AVB+AC); toy and mnist too
     python demo.py mnist --data-dir DIR [--download] [--source amat] [--z-dim 32]

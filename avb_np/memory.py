@@ -8,7 +8,8 @@
    benchmarks/speed.py` counts them). Asking malloc to keep TOP_PAD_MB of slack at the top of the
    heap (M_TOP_PAD, what MALLOC_TOP_PAD_=268435456 in the environment does) brings that to about
    one fault per iteration. The cost is at most that much more resident memory. Only glibc
-   (Linux) has mallopt; elsewhere nothing happens. AVB_NP_MALLOC_TOP_PAD_MB=0 turns it off.
+   (Linux) has mallopt; elsewhere nothing happens. AVB_NP_MALLOC_TOP_PAD_MB=0 (or off) turns
+   it off.
 
 2. Warm up the BLAS library's work buffers (`warm_blas`). Measured with OpenBLAS 0.3.31 (its
    Haswell kernels, on an AMD EPYC under KVM): a thread's float32 matrix products of this
@@ -30,14 +31,15 @@ import os
 TOP_PAD_MB = 256
 M_TOP_PAD = -2          # glibc's malloc.h: mallopt parameter number of the top pad
 WARM_SIZE = 512         # the product that warms a thread's BLAS buffers: WARM_SIZE^3, float32
+OFF = ("0", "false", "no", "off")   # values of the two environment variables that turn a setting off
 
 
 def keep_freed_memory(megabytes=None):
     """Ask glibc's malloc to keep `megabytes` (default: $AVB_NP_MALLOC_TOP_PAD_MB, else
     TOP_PAD_MB) of freed memory at the top of the heap. Returns True if it was set."""
     if megabytes is None:
-        text = os.environ.get("AVB_NP_MALLOC_TOP_PAD_MB", str(TOP_PAD_MB))
-        megabytes = int(text) if text.strip().isdigit() else TOP_PAD_MB
+        text = os.environ.get("AVB_NP_MALLOC_TOP_PAD_MB", str(TOP_PAD_MB)).strip().lower()
+        megabytes = int(text) if text.isdigit() else 0 if text in OFF else TOP_PAD_MB
     if megabytes <= 0 or os.environ.get("MALLOC_TOP_PAD_"):    # off, or the user chose it already
         return False
     try:
@@ -65,7 +67,7 @@ def warm_blas():
 
 def warm_blas_on():
     """False if $AVB_NP_WARM_BLAS is 0, false, no or off."""
-    return os.environ.get("AVB_NP_WARM_BLAS", "1").strip().lower() not in ("0", "false", "no", "off")
+    return os.environ.get("AVB_NP_WARM_BLAS", "1").strip().lower() not in OFF
 
 
 def warm_product():

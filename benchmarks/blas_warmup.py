@@ -56,14 +56,15 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=1, help="BLAS threads (default 1)")
     ap.add_argument("--repeats", type=int, default=30, help="products timed per shape (default 30)")
     args = ap.parse_args(argv)
-    if args.threads < 1 or args.repeats < 1:
-        ap.error("--threads and --repeats must be at least 1")
+    for flag in ("threads", "repeats"):
+        if getattr(args, flag) < 1:
+            ap.error(f"--{flag} must be at least 1, got {getattr(args, flag)}")
     cold, warm = child(False, args.threads, args.repeats), child(True, args.threads, args.repeats)
     if cold["warmed"] or not warm["warmed"]:
         sys.exit("the warm-up did not follow AVB_NP_WARM_BLAS (avb_np.WARMED_BLAS); see avb_np/memory.py")
-    print(f"float32 products with {args.threads} BLAS thread(s), GFLOP/s; "
-          f"command: python benchmarks/blas_warmup.py --threads {args.threads}")
-    print("| rows x inner x columns | cold | warm | warm / cold |\n|---|---|---|---|")
+    command = " ".join(["python benchmarks/blas_warmup.py", *(sys.argv[1:] if argv is None else argv)])
+    print(f"float32 products with {args.threads} BLAS thread(s), GFLOP/s; command: {command}")
+    print("| rows x inner x columns | cold GFLOP/s | warm GFLOP/s | warm / cold |\n|---|---|---|---|")
     for (m, k, n), c, w in zip(SHAPES, cold["rates"], warm["rates"]):
         print(f"| {m} x {k} x {n} | {c:.1f} | {w:.1f} | {w / c:.2f} |")
     same = cold["digest"] == warm["digest"]

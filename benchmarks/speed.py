@@ -573,7 +573,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     args.batch = args.batch or ([64] if args.quick else [512, 4096])
     args.threads = args.threads or ([1] if args.quick else [1, 2])
-    args.rounds = args.rounds or (3 if args.quick else 15)
+    args.rounds = args.rounds if args.rounds is not None else (3 if args.quick else 15)
     args.warmup = args.warmup if args.warmup is not None else (1 if args.quick else 3)
     if min(args.batch + args.threads + [args.rounds]) < 1 or min(args.warmup, args.long) < 0:
         p.error("--batch, --threads and --rounds must be positive, --warmup and --long not negative")
