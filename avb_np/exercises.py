@@ -186,8 +186,8 @@ def run_exercise(n, ex, impl, path=None):
             ok = err <= c.tol                      # False for NaN
             print(f"  {'pass' if ok else 'FAIL'}  {c.label + (': ' + row if row else ''):<66} "
                   f"{err:9.1e}  (tol {c.tol:.2g})")
-        if not all(err <= c.tol for err in rows.values()):
-            print(f"        hint: {c.hint}")
+        if not all(err <= c.tol for err in rows.values()):   # a group's hint says whose it is
+            print(f"        hint{f' ({c.label})' if len(rows) > 1 else ''}: {c.hint}")
             status = "FAIL"
     return status
 
