@@ -31,19 +31,13 @@ def main(argv=None):
     if args.threads:
         for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ[name] = str(args.threads)            # before NumPy loads BLAS
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    import numpy as np
-    from avb_np import config, data, draws, guard, training
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import speed                                            # one iteration exactly as `train` runs it
+    from avb_np import config
 
     cfg = config.Config() if args.networks == "demo" else config.official_toy()
     cfg.log_every = cfg.eval_every = 0
-    run = training.new_run(cfg, args.method, np)
-    d = draws.HostDraws(run, data.toy_data())
-    g = guard.Guard(run, d, training.primal_loss)          # the primal loss of either method
-
-    def step():
-        g.snapshot()
-        g.read(*training.iteration(run, d, g))
+    step = speed.numpy_callables(speed.load_avb_np(), cfg, args.method, speed.make_data(cfg))[0]["iteration"]
 
     for _ in range(5):                                      # warm-up: the heap at its working size
         step()

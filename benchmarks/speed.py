@@ -328,8 +328,10 @@ def serve(conn, kind, threads, baseline_dir, malloc_pad, split=False, warm=None)
         import torch
         torch.set_num_threads(threads)
     if kind == "before":                  # it warms BLAS at its import (avb_np/memory.py) if that
-        os.environ.pop(WARM, None)        # version does and the user's environment lets it
-        os.environ.update({WARM: warm} if warm is not None else {})
+        if warm is None:                  # version does and the user's environment lets it
+            os.environ.pop(WARM, None)
+        else:
+            os.environ[WARM] = warm
     pkg = load_avb_np(baseline_dir if kind == "before" else None)
     fns, run = {}, None
     while True:
